@@ -1,0 +1,64 @@
+"""What NIR cannot say, written and read in one place.
+
+NIR holds the layers and the neurons' continuous-time parameters. The time steps, the input
+coding, the readout, the reset mode (NIR's IF/LIF reset to ``v_reset``; HIRE-SNN subtracts the
+threshold), the time step dt used to discretise, and the input shape travel as one JSON string in
+the graph's ``metadata["neurodeploy"]``. Graphs written by other tools have no such entry; they
+get the defaults below, which the importer can override.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import nir
+
+from ..errors import IRError
+
+META_KEY = "neurodeploy"
+SCHEMA = 1
+
+
+@dataclass
+class DeployMeta:
+    timesteps: int = 8
+    encoding: str = "direct"  # direct | rate | events
+    readout: str = "sum"  # sum: last layer's output summed over T | count: output spike count
+    reset: dict[str, str] = field(default_factory=dict)  # neuron node -> subtract | zero
+    input_shape: list[int] = field(default_factory=list)
+    num_classes: int = 0
+    dt: float = 1.0
+    producer: str = "neurodeploy"
+    quantization: dict[str, Any] = field(default_factory=dict)
+    schema: int = SCHEMA
+
+    def reset_of(self, node: str) -> str:
+        return self.reset.get(node, "zero" if self.producer != "neurodeploy" else "subtract")
+
+
+def write_meta(graph: nir.NIRGraph, meta: DeployMeta) -> None:
+    """Attach ``meta`` to ``graph`` (in place)."""
+    graph.metadata = dict(graph.metadata or {})
+    graph.metadata[META_KEY] = json.dumps(dataclasses.asdict(meta), sort_keys=True)
+
+
+def read_meta(graph: nir.NIRGraph, source: str = "<graph>") -> DeployMeta | None:
+    """The graph's neurodeploy metadata, or None for a graph another tool wrote."""
+    raw = (graph.metadata or {}).get(META_KEY)
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    try:
+        data = json.loads(raw)
+    except (TypeError, json.JSONDecodeError) as e:
+        raise IRError(f"{source}: metadata '{META_KEY}' is not valid JSON ({e})") from None
+    names = {f.name for f in dataclasses.fields(DeployMeta)}
+    unknown = set(data) - names
+    if unknown:
+        raise IRError(f"{source}: metadata '{META_KEY}' has unknown field(s) {sorted(unknown)}")
+    if data.get("schema", SCHEMA) > SCHEMA:
+        raise IRError(f"{source}: metadata schema {data['schema']} is newer than this neurodeploy ({SCHEMA})")
+    return DeployMeta(**data)

@@ -1,0 +1,296 @@
+"""Typed recipe and profile objects loaded from TOML, with clear errors.
+
+A recipe (``models/*.toml``) says which data, model, training, deployment and attacks a run uses.
+Every section is a dataclass; unknown keys and wrong types are refused with the file and the key
+named, so a typo never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ProfileError, RecipeError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (the Lava venv)
+    import tomli as tomllib
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = PROJECT_ROOT / "models"
+TARGETS_DIR = PROJECT_ROOT / "targets"
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    encoding: str = "direct"  # direct | rate | events
+    test_fraction: float = 0.2
+    batch_size: int = 64
+    path: str = ""  # local folder for datasets that are never downloaded
+
+
+@dataclass
+class ModelConfig:
+    name: str = "digits_convnet"
+    neuron: str = "if"  # if | lif
+    leak: float = 1.0  # initial leak λ (1.0 = IF)
+    reset: str = "subtract"  # subtract | zero
+    surrogate: str = "linear"  # linear (γ) | atan (α)
+    surrogate_scale: float = 0.3
+    train_threshold: bool = True
+    train_leak: bool = True
+    pooling: str = "avg"  # avg | max (models that pool)
+    dropout: float = 0.0
+
+
+@dataclass
+class AnnTrainConfig:
+    epochs: int = 30
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | sgd
+    weight_decay: float = 0.0
+    milestones: list[float] = field(default_factory=list)  # fractions of epochs where lr *= gamma
+    gamma: float = 0.1
+
+
+@dataclass
+class ConvertConfig:
+    percentile: float = 99.7
+    scale: float = 1.0
+    batches: int = 1
+
+
+@dataclass
+class SnnTrainConfig:
+    method: str = "bptt"  # bptt | hire
+    epochs: int = 10
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    milestones: list[float] = field(default_factory=list)
+    gamma: float = 0.2
+    periods: int = 1  # HIRE-SNN 𝒩
+    noise_step: float = 0.0  # HIRE-SNN ε_s
+    noise_bound: float = 0.0  # HIRE-SNN ε_t
+    noise: str = "crafted"  # crafted | gaussian
+
+
+@dataclass
+class TrainConfig:
+    ann: AnnTrainConfig = field(default_factory=AnnTrainConfig)
+    convert: ConvertConfig = field(default_factory=ConvertConfig)
+    snn: SnnTrainConfig = field(default_factory=SnnTrainConfig)
+
+
+@dataclass
+class AttackConfig:
+    epsilon: float = 8 / 255
+    step_size: float = 0.01
+    steps: int = 7
+    random_start: bool = False
+    max_samples: int = 0  # 0 = the whole test set
+
+
+@dataclass
+class DeployConfig:
+    targets: list[str] = field(default_factory=lambda: ["torch"])
+    input_spikes: str = "rate"  # how spike-only targets take the analog input: rate | graded
+    timeout_s: float = 600.0
+    max_samples: int = 0  # 0 = the whole test set
+
+
+@dataclass
+class Recipe:
+    name: str = "digits"
+    seed: int = 0
+    timesteps: int = 8
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    source_file: str = field(default="", metadata={"internal": True})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("source_file", None)
+        return d
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp in (str, bool):
+        return isinstance(value, tp)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        return isinstance(value, list) and all(_type_ok(v, inner) for v in value)
+    return True
+
+
+def _build(cls: type, data: Any, source: str, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: [{where}] must be a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        loc = f"[{where}] " if where else ""
+        raise RecipeError(
+            f"{source}: unknown key {loc}{unknown[0]!r}; allowed keys: {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        tp = hints[key]
+        name = f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, source, name)
+        elif not _type_ok(value, tp):
+            tname = getattr(tp, "__name__", str(tp))
+            raise RecipeError(f"{source}: key {name!r} must be {tname}, got {value!r}")
+        else:
+            kwargs[key] = float(value) if tp is float else value
+    return cls(**kwargs)
+
+
+_CHOICES = {
+    ("data", "encoding"): ("direct", "rate", "events"),
+    ("model", "neuron"): ("if", "lif"),
+    ("model", "reset"): ("subtract", "zero"),
+    ("model", "surrogate"): ("linear", "atan"),
+    ("model", "pooling"): ("avg", "max"),
+    ("train.snn", "method"): ("bptt", "hire"),
+    ("train.snn", "noise"): ("crafted", "gaussian"),
+    ("deploy", "input_spikes"): ("rate", "graded"),
+}
+
+
+def _validate(r: Recipe, source: str) -> None:
+    for (section, key), allowed in _CHOICES.items():
+        obj: Any = r
+        for part in section.split("."):
+            obj = getattr(obj, part)
+        if getattr(obj, key) not in allowed:
+            raise RecipeError(
+                f"{source}: {section}.{key} = {getattr(obj, key)!r}; choose one of {', '.join(allowed)}"
+            )
+    if r.timesteps < 1:
+        raise RecipeError(f"{source}: timesteps must be >= 1, got {r.timesteps}")
+    if not 0.0 < r.data.test_fraction < 1.0:
+        raise RecipeError(f"{source}: data.test_fraction must be in (0, 1)")
+    if r.model.leak > 1.0 or r.model.leak <= 0.0:
+        raise RecipeError(f"{source}: model.leak must be in (0, 1], got {r.model.leak}")
+    if r.train.snn.periods < 1:
+        raise RecipeError(f"{source}: train.snn.periods must be >= 1")
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    """Build a :class:`Recipe` from a plain dict (as parsed from TOML), validating every key."""
+    recipe = _build(Recipe, data, source, "")
+    _validate(recipe, source)
+    recipe.source_file = source
+    return recipe
+
+
+def resolve_recipe_path(name_or_path: str | Path) -> Path:
+    """A recipe is a path to a TOML file, or the name of one in ``models/``."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        return p
+    return MODELS_DIR / f"{name_or_path}.toml"
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """Load and validate a recipe; raises :class:`RecipeError` naming the file and the problem."""
+    path = resolve_recipe_path(name_or_path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise RecipeError(f"{path}: not valid TOML ({e})") from None
+    return recipe_from_dict(data, str(path))
+
+
+# ----------------------------------------------------------------------------- profiles
+@dataclass(frozen=True)
+class Constant:
+    """One physical constant of a hardware profile, with the source it was taken from."""
+
+    value: float
+    unit: str
+    source: str
+
+
+@dataclass
+class Profile:
+    """A hardware profile (``targets/*.toml``): precisions, limits and energy constants."""
+
+    name: str
+    description: str
+    energy: dict[str, Constant]
+    limits: dict[str, Any]
+    precision: dict[str, Any]
+    options: dict[str, Any]
+    path: str
+
+    def joules(self, key: str) -> float:
+        """The energy constant ``key`` in joules."""
+        c = self.energy[key]
+        scale = {"pJ": 1e-12, "nJ": 1e-9, "uJ": 1e-6, "mJ": 1e-3, "J": 1.0}
+        return c.value * scale[c.unit]
+
+
+_PROFILE_KEYS = {"name", "description", "energy", "limits", "precision", "options"}
+_UNITS = ("pJ", "nJ", "uJ", "mJ", "J")
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a hardware profile; every energy constant must carry ``value``, ``unit`` and ``source``."""
+    p = Path(name_or_path)
+    path = p if (p.suffix == ".toml" or p.exists()) else TARGETS_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise ProfileError(f"{path}: profile file not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ProfileError(f"{path}: not valid TOML ({e})") from None
+    unknown = sorted(set(data) - _PROFILE_KEYS)
+    if unknown:
+        raise ProfileError(f"{path}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_PROFILE_KEYS))}")
+    if not isinstance(data.get("name"), str):
+        raise ProfileError(f"{path}: missing 'name'")
+    energy = {}
+    for key, c in data.get("energy", {}).items():
+        if not isinstance(c, dict):
+            raise ProfileError(f"{path}: energy.{key} must be a table with value, unit, source")
+        missing = [k for k in ("value", "unit", "source") if k not in c]
+        if missing:
+            raise ProfileError(f"{path}: energy.{key} lacks {', '.join(missing)} (every constant needs its source)")
+        if not isinstance(c["source"], str) or not c["source"].strip():
+            raise ProfileError(f"{path}: energy.{key} has an empty source")
+        if c["unit"] not in _UNITS:
+            raise ProfileError(f"{path}: energy.{key} unit {c['unit']!r}; use one of {', '.join(_UNITS)}")
+        if not isinstance(c["value"], (int, float)) or isinstance(c["value"], bool) or c["value"] < 0:
+            raise ProfileError(f"{path}: energy.{key} value must be a non-negative number")
+        extra = sorted(set(c) - {"value", "unit", "source", "note"})
+        if extra:
+            raise ProfileError(f"{path}: energy.{key} unknown field {extra[0]!r}")
+        energy[key] = Constant(float(c["value"]), c["unit"], c["source"])
+    return Profile(
+        name=data["name"],
+        description=str(data.get("description", "")),
+        energy=energy,
+        limits=dict(data.get("limits", {})),
+        precision=dict(data.get("precision", {})),
+        options=dict(data.get("options", {})),
+        path=str(path),
+    )

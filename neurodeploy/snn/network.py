@@ -1,0 +1,126 @@
+"""A feed-forward spiking network whose time loop lives in one place.
+
+Stateless layers (conv, linear, pooling, flatten) process all T steps at once as one batch of
+T·B; only the neuron recurrence runs step by step. With direct input coding the input is the same
+at every step, so the layers before the first neuron run once and are broadcast over T.
+
+Readout: ``sum`` — the last (non-spiking) layer's membrane potential, i.e. its input summed over
+the T steps (the DIET-SNN/HIRE-SNN output layer: u[T] = Σ_t W·O[t], no leak, no threshold);
+``count`` — the spike count of the last layer when it is spiking.
+"""
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from ..data.encoding import encode
+from .neuron import NeuronSpec, SpikingNeuron
+
+
+class TimeDropout(nn.Module):
+    """Dropout with one mask per sample, reused at every time step (DIET-SNN / HIRE-SNN)."""
+
+    sequence_aware = True
+
+    def __init__(self, p: float = 0.2) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [T, B, ...]
+        if not self.training or self.p == 0.0:
+            return x
+        mask = torch.bernoulli(torch.full_like(x[0], 1.0 - self.p)) / (1.0 - self.p)
+        return x * mask.unsqueeze(0)
+
+
+SpikingNeuron.sequence_aware = True  # type: ignore[attr-defined]
+
+
+class SpikingNetwork(nn.Module):
+    """Sequential SNN mapping an input batch to class logits (differentiable through the surrogate).
+
+    ``layers`` is an ordered list of (name, module). After a forward pass with ``record=True``,
+    ``spike_counts[name]`` holds each neuron layer's spikes per sample ``[B]`` and
+    ``spike_maps[name]`` the spike count per neuron ``[B, ...]`` summed over T.
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[tuple[str, nn.Module]],
+        timesteps: int,
+        encoding: str = "direct",
+        readout: str = "sum",
+        input_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        self.layers = nn.ModuleDict(OrderedDict(layers))
+        self.timesteps = timesteps
+        self.encoding = encoding
+        self.readout = readout
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.record = False
+        self.spike_counts: dict[str, torch.Tensor] = {}
+        self.spike_maps: dict[str, torch.Tensor] = {}
+        self.generator: torch.Generator | None = None
+
+    def neurons(self) -> list[tuple[str, SpikingNeuron]]:
+        return [(n, m) for n, m in self.layers.items() if isinstance(m, SpikingNeuron)]
+
+    def clamp_(self) -> None:
+        for _, m in self.neurons():
+            m.clamp_()
+
+    def set_carry_state(self, on: bool) -> None:
+        """Carry neuron state across forward calls (HIRE-SNN periods); off clears the state."""
+        for _, m in self.neurons():
+            m.carry_state = on
+            m.state = None
+
+    def run_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the layers on an input; returns the last layer's output sequence ``[T, B, ...]``."""
+        T = self.timesteps
+        const = self.encoding == "direct"
+        h = x if const else encode(x, T, self.encoding, self.generator)  # [B,...] if const else [T,B,...]
+        self.spike_counts, self.spike_maps = {}, {}
+        for name, layer in self.layers.items():
+            if getattr(layer, "sequence_aware", False):
+                if const:
+                    h = h.unsqueeze(0).expand(T, *h.shape)
+                    const = False
+                h = layer(h)
+                if self.record and isinstance(layer, SpikingNeuron):
+                    with torch.no_grad():
+                        m = h.detach().sum(0)
+                        self.spike_maps[name] = m
+                        self.spike_counts[name] = m.flatten(1).sum(1)
+            elif const:
+                h = layer(h)
+            else:
+                t, b = h.shape[:2]
+                y = layer(h.reshape(t * b, *h.shape[2:]))
+                h = y.reshape(t, b, *y.shape[1:])
+        if const:
+            h = h.unsqueeze(0).expand(T, *h.shape)
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run_sequence(x).sum(0)  # 'sum' and 'count' readouts both sum over T
+
+
+def build_layers(
+    spec: list[tuple[str, nn.Module | None]], neuron: NeuronSpec, surrogate, ann: bool = False, dropout: float = 0.0
+) -> list[tuple[str, nn.Module]]:
+    """Instantiate a model-zoo spec: ``None`` slots become neurons (SNN) or ReLU (ANN twin)."""
+    out: list[tuple[str, nn.Module]] = []
+    for name, mod in copy.deepcopy(spec):
+        if mod is None:
+            out.append((name, nn.ReLU() if ann else SpikingNeuron(neuron, surrogate)))
+            if dropout > 0 and not name.startswith("out"):
+                out.append((f"{name}_drop", nn.Dropout(dropout) if ann else TimeDropout(dropout)))
+        else:
+            out.append((name, mod))
+    return out
