@@ -1,0 +1,67 @@
+"""Shared fixtures: a small trained digits SNN and its NIR file, built once per test session.
+
+The tests folder is not a package (lava-nc installs a top-level ``tests`` package into
+site-packages); pytest runs with --import-mode=importlib.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "matplotlib"))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from neurodeploy.data import load_dataset  # noqa: E402
+from neurodeploy.ir import DeployMeta, to_nir, write_nir  # noqa: E402
+from neurodeploy.recipe import Recipe  # noqa: E402
+from neurodeploy.snn import create_ann, create_snn  # noqa: E402
+from neurodeploy.train import convert, train_ann  # noqa: E402
+from neurodeploy.util import seed_everything  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits_recipe() -> Recipe:
+    r = Recipe()
+    r.timesteps = 8
+    r.train.ann.epochs = 8
+    r.train.ann.lr = 3e-3
+    r.train.snn.epochs = 1
+    return r
+
+
+@pytest.fixture(scope="session")
+def digits_data(digits_recipe):
+    return load_dataset(digits_recipe.data, digits_recipe.seed)
+
+
+@pytest.fixture(scope="session")
+def trained_pair(digits_recipe, digits_data):
+    """(ann, snn): an ANN trained a few epochs and the SNN converted from it (no fine-tuning)."""
+    seed_everything(0)
+    ann = create_ann(digits_recipe, digits_data.input_shape, digits_data.num_classes)
+    snn = create_snn(digits_recipe, digits_data.input_shape, digits_data.num_classes)
+    train_ann(ann, digits_data, digits_recipe.train.ann, 64, 0, progress=False)
+    convert(ann, snn, digits_data.x_train[:256], 99.7, 1.0)
+    snn.eval()
+    return ann, snn
+
+
+@pytest.fixture(scope="session")
+def trained_snn(trained_pair):
+    return trained_pair[1]
+
+
+@pytest.fixture(scope="session")
+def digits_nir(trained_snn, digits_data, tmp_path_factory):
+    """Path of the trained SNN's NIR file (direct input coding, T = 8)."""
+    meta = DeployMeta(timesteps=trained_snn.timesteps, encoding="direct", input_shape=list(digits_data.input_shape))
+    path = tmp_path_factory.mktemp("nir") / "model.nir"
+    write_nir(to_nir(trained_snn, meta), path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield

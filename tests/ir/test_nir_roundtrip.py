@@ -1,0 +1,76 @@
+import nir
+import numpy as np
+import pytest
+import torch
+
+from neurodeploy.errors import IRError, UnsupportedLayerError
+from neurodeploy.ir import DeployMeta, load_nir_network, read_nir, to_nir
+
+
+def test_roundtrip_same_predictions_and_spikes(trained_snn, digits_data, digits_nir):
+    net, graph, meta = load_nir_network(digits_nir)
+    assert meta.timesteps == trained_snn.timesteps and meta.reset == {"sn1": "subtract", "sn2": "subtract"}
+    x = digits_data.x_test[:64]
+    trained_snn.record = net.record = True
+    with torch.no_grad():
+        a, b = trained_snn(x), net(x)
+    assert torch.allclose(a, b, atol=1e-5)
+    for k in trained_snn.spike_counts:
+        assert torch.equal(trained_snn.spike_counts[k], net.spike_counts[k])
+    trained_snn.record = net.record = False
+
+
+def test_nodes_and_neuron_mapping(digits_nir, trained_snn):
+    graph, meta = read_nir(digits_nir)
+    assert isinstance(graph.nodes["conv1"], nir.Conv2d)
+    assert isinstance(graph.nodes["sn1"], nir.IF)
+    assert isinstance(graph.nodes["pool1"], nir.AvgPool2d)
+    th = float(trained_snn.layers["sn1"].threshold)
+    assert np.allclose(graph.nodes["sn1"].v_threshold, th)
+
+
+def test_lif_roundtrip_leak(trained_snn, digits_data, tmp_path):
+    import copy
+
+    snn = copy.deepcopy(trained_snn)
+    snn.layers["sn1"].leak.data.fill_(0.9)
+    meta = DeployMeta(timesteps=snn.timesteps, input_shape=[1, 8, 8])
+    g = to_nir(snn, meta)
+    assert isinstance(g.nodes["sn1"], nir.LIF)
+    nir.write(tmp_path / "m.nir", g)
+    net, _, _ = load_nir_network(tmp_path / "m.nir")
+    assert abs(float(net.layers["sn1"].leak) - 0.9) < 1e-5
+    with torch.no_grad():
+        assert torch.allclose(net(digits_data.x_test[:32]), snn(digits_data.x_test[:32]), atol=1e-4)
+
+
+def test_corrupt_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.nir"
+    bad.write_bytes(b"this is not hdf5")
+    with pytest.raises(IRError, match="bad.nir"):
+        read_nir(bad)
+    with pytest.raises(IRError, match="not found"):
+        read_nir(tmp_path / "missing.nir")
+
+
+def test_maxpool_refused(digits_recipe):
+    import copy
+
+    from neurodeploy.snn import create_snn
+
+    r = copy.deepcopy(digits_recipe)
+    r.model.pooling = "max"
+    snn = create_snn(r, (1, 8, 8), 10)
+    with pytest.raises(UnsupportedLayerError, match="pool1"):
+        to_nir(snn, DeployMeta(input_shape=[1, 8, 8]))
+
+
+def test_unsupported_node_named(tmp_path):
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input({"input": np.array([4])}), "weird": nir.Delay(np.ones(4)),
+               "output": nir.Output({"output": np.array([4])})},
+        edges=[("input", "weird"), ("weird", "output")],
+    )
+    nir.write(tmp_path / "w.nir", g)
+    with pytest.raises(UnsupportedLayerError, match="weird.*Delay"):
+        load_nir_network(tmp_path / "w.nir")
