@@ -1,0 +1,30 @@
+# `make demo` and `make test` each set up .venv first (once; a second call installs nothing).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.neurodeploy-installed
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup demo test test-all bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/lock.txt requirements/no-deps.txt pyproject.toml scripts/setup-venv.sh
+	bash scripts/setup-venv.sh
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/neurodeploy run models/digits.toml --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf runs .cache .pytest_cache
