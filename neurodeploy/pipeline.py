@@ -232,6 +232,7 @@ def source_predictions(run: Run, x: torch.Tensor) -> np.ndarray:
 def simulate_stage(run: Run, targets: list[str], progress: bool = True) -> dict[str, Any]:
     """Deploy model.nir to each target, simulate on the test set, compare with the source."""
     r = run.recipe
+    resolved = {name: get_target(name) for name in targets}  # unknown names fail before any work
     graph, meta = read_nir(run.nir_path)
     if meta is None:
         raise NeurodeployError(f"{run.nir_path}: has no neurodeploy metadata; re-export it with `neurodeploy export`")
@@ -240,8 +241,7 @@ def simulate_stage(run: Run, targets: list[str], progress: bool = True) -> dict[
     report = run.report()
     report.setdefault("targets", {})
     options = {"input_spikes": r.deploy.input_spikes, "timeout_s": r.deploy.timeout_s, "seed": r.seed}
-    for name in targets:
-        target = get_target(name)
+    for name, target in resolved.items():
         t0 = time.time()
         dep = target.compile(graph, meta, None, options)
         out = target.run(dep, x, progress=progress)

@@ -1,0 +1,50 @@
+import pytest
+
+from neurodeploy.errors import ProfileError, RecipeError
+from neurodeploy.recipe import load_profile, load_recipe, recipe_from_dict
+
+
+def test_default_recipe_loads():
+    r = load_recipe("digits")
+    assert r.name == "digits" and r.data.name == "digits" and r.timesteps == 8
+    assert r.attack.steps == 7 and abs(r.attack.epsilon - 8 / 255) < 1e-9
+
+
+def test_unknown_key_named(tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text('name = "x"\n[train.ann]\nepoch = 3\n')
+    with pytest.raises(RecipeError, match=r"r\.toml.*unknown key \[train\.ann\] 'epoch'"):
+        load_recipe(p)
+
+
+def test_wrong_type_named(tmp_path):
+    p = tmp_path / "r.toml"
+    p.write_text('timesteps = "eight"\n')
+    with pytest.raises(RecipeError, match=r"'timesteps' must be int"):
+        load_recipe(p)
+
+
+def test_bad_choice_and_range():
+    with pytest.raises(RecipeError, match="model.neuron"):
+        recipe_from_dict({"model": {"neuron": "izhikevich"}})
+    with pytest.raises(RecipeError, match="leak"):
+        recipe_from_dict({"model": {"leak": 1.5}})
+
+
+def test_missing_and_malformed_file(tmp_path):
+    with pytest.raises(RecipeError, match="not found"):
+        load_recipe(tmp_path / "nope.toml")
+    p = tmp_path / "bad.toml"
+    p.write_text("name = [unclosed\n")
+    with pytest.raises(RecipeError, match="bad.toml: not valid TOML"):
+        load_recipe(p)
+
+
+def test_profile_needs_sources(tmp_path):
+    p = tmp_path / "chip.toml"
+    p.write_text('name = "chip"\n[energy.ac]\nvalue = 1.0\nunit = "pJ"\n')
+    with pytest.raises(ProfileError, match="energy.ac lacks source"):
+        load_profile(p)
+    prof = load_profile("cmos45nm")
+    assert prof.joules("mac_int32") == pytest.approx(3.2e-12)
+    assert all(c.source for c in prof.energy.values())
