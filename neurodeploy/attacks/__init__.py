@@ -1,0 +1,50 @@
+"""Attacks on both sides of deployment: white-box on the source, transfer and query-only on targets.
+
+An attack takes an estimator (:mod:`.estimators`): a :class:`SourceEstimator` gives gradients, a
+:class:`TargetEstimator` answers queries only, and a gradient attack refuses the latter with an
+:class:`~neurodeploy.errors.AttackError`. One file per attack or audit:
+
+- :mod:`.fgsm`, :mod:`.pgd` — white-box gradient attacks (Goodfellow 2015; Madry 2018);
+- :mod:`.transfer` — black-box transfer from a surrogate model (Papernot 2016; HIRE-SNN §5);
+- :mod:`.gaussian`, :mod:`.random_search` — non-adversarial baselines of the same L∞ size;
+- :mod:`.square` — Square Attack, query-only, for deployed targets (Andriushchenko 2020);
+- :mod:`.sweeps` — accuracy against ε and against the PGD iterations K;
+- :mod:`.checklist` — the gradient-obfuscation checklist (Athalye 2018; HIRE-SNN Table 4);
+- :mod:`.sparsity` — input-gradient sparsity per layer (Luu et al. 2025);
+- :mod:`.stage` — ``robustness_report``: the report's ``robustness`` section.
+"""
+from .base import Attack, project_linf
+from .checklist import checklist_passed, obfuscation_checklist, run_checklist
+from .estimators import (ClassifierMixin, LossGradientsMixin, SourceEstimator, TargetEstimator, accuracy,
+                         check_estimator, predict_batched)
+from .fgsm import FGSM
+from .gaussian import GaussianNoise
+from .pgd import PGD
+from .random_search import RandomSampling, margin
+from .sparsity import gradient_sparsity, pooling_table
+from .square import QueryResult, SquareAttack
+from .stage import deployed_query_fns, robustness_for_run, robustness_report, target_query_fn
+from .sweeps import epsilon_sweep, steps_sweep
+from .transfer import TransferAttack
+
+#: Every attack by name, for ``get_attack`` and for the tests that exercise each one.
+ATTACKS: dict[str, type[Attack]] = {
+    "fgsm": FGSM, "pgd": PGD, "square": SquareAttack, "random": RandomSampling, "gaussian": GaussianNoise,
+}
+
+
+def get_attack(name: str, **kwargs) -> Attack:
+    """An attack by name (``fgsm``, ``pgd``, ``square``, ``random``, ``gaussian``) with its settings."""
+    if name not in ATTACKS:
+        raise KeyError(f"unknown attack {name!r}; available: {', '.join(sorted(ATTACKS))}")
+    return ATTACKS[name](**kwargs)
+
+
+__all__ = [
+    "ATTACKS", "get_attack",
+    "FGSM", "PGD", "Attack", "ClassifierMixin", "GaussianNoise", "LossGradientsMixin", "QueryResult",
+    "RandomSampling", "SourceEstimator", "SquareAttack", "TargetEstimator", "TransferAttack", "accuracy",
+    "check_estimator", "checklist_passed", "epsilon_sweep", "gradient_sparsity", "margin", "obfuscation_checklist",
+    "pooling_table", "predict_batched", "project_linf", "robustness_report", "run_checklist", "steps_sweep",
+    "target_query_fn", "deployed_query_fns", "robustness_for_run",
+]

@@ -1,0 +1,120 @@
+"""The gradient-obfuscation checklist, computed: each item pass/fail with its evidence.
+
+Athalye, Carlini, Wagner, "Obfuscated Gradients Give a False Sense of Security: Circumventing
+Defenses to Adversarial Examples", ICML 2018, §3.1 ("characteristic behaviors"), as tabulated for
+SNNs by HIRE-SNN (Kundu et al., ICCV 2021, Table 4). A model whose gradients are masked (zero,
+shattered or stochastic) looks robust to gradient attacks; these symptoms give it away:
+
+ (i)   iterative attacks are at least as strong as single-step ones: acc_PGD ≤ acc_FGSM + tol;
+ (ii)  white-box attacks are at least as strong as black-box ones: acc_white ≤ acc_black + tol, for
+       the transfer attack from a surrogate model and, when given, the query attack (Square),
+       compared with PGD on the query attack's own samples;
+ (iii) a larger ε never weakens the attack: acc(ε) non-increasing (within tol) along the sweep;
+ (iv)  an unbounded attack (ε = 1) reaches ~100% success: acc(ε_max) ≤ 1 − success (0.95);
+ (v)   random sampling in the ε-ball does not beat the gradient attack: acc_PGD ≤ acc_random + tol.
+
+Each item is ``{"item", "check", "passed", "evidence", "values"}``; ``passed`` is ``None`` when
+the measurement it needs was not made (e.g. no black-box surrogate).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import torch
+
+from .estimators import LossGradientsMixin, accuracy
+from .fgsm import FGSM
+from .pgd import PGD
+from .random_search import RandomSampling
+from .sweeps import epsilon_sweep
+
+log = logging.getLogger(__name__)
+
+CHECKS = {
+    "i": "iterative attacks beat single-step attacks",
+    "ii": "white-box attacks beat black-box attacks",
+    "iii": "a larger epsilon never weakens the attack",
+    "iv": "an unbounded attack reaches ~100% success",
+    "v": "random sampling in the epsilon-ball does not beat the gradient attack",
+}
+
+
+def _item(key: str, passed: bool | None, evidence: str, **values: object) -> dict:
+    return {"item": key, "check": CHECKS[key], "passed": passed, "evidence": evidence, "values": values}
+
+
+def obfuscation_checklist(*, fgsm_accuracy: float, pgd_accuracy: float, blackbox_accuracy: float | None = None,
+                          eps_sweep: Sequence[dict] | None = None, random_accuracy: float | None = None,
+                          query_accuracy: float | None = None, query_pgd_accuracy: float | None = None,
+                          tol: float = 0.01, unbounded_success: float = 0.95) -> list[dict]:
+    """The five checks from measured accuracies (all at the same ε except the sweep).
+
+    ``query_accuracy`` is a query attack's accuracy and ``query_pgd_accuracy`` PGD's on the same
+    samples; both or neither.
+    """
+    items = [_item("i", pgd_accuracy <= fgsm_accuracy + tol,
+                   f"PGD accuracy {pgd_accuracy:.3f} vs FGSM {fgsm_accuracy:.3f} (tolerance {tol:.3f})",
+                   pgd=pgd_accuracy, fgsm=fgsm_accuracy)]
+    parts, oks, vals = [], [], {}
+    if blackbox_accuracy is not None:
+        oks.append(pgd_accuracy <= blackbox_accuracy + tol)
+        parts.append(f"white-box PGD accuracy {pgd_accuracy:.3f} vs black-box transfer {blackbox_accuracy:.3f}")
+        vals.update(white_box=pgd_accuracy, black_box=blackbox_accuracy)
+    if query_accuracy is not None and query_pgd_accuracy is not None:
+        oks.append(query_pgd_accuracy <= query_accuracy + tol)
+        parts.append(f"PGD {query_pgd_accuracy:.3f} vs query attack {query_accuracy:.3f} on the same samples")
+        vals.update(white_box_query_samples=query_pgd_accuracy, query=query_accuracy)
+    if not parts:
+        items.append(_item("ii", None, "not measured: no black-box surrogate model or query attack"))
+    else:
+        items.append(_item("ii", all(oks), "; ".join(parts), **vals))
+    if not eps_sweep:
+        items.append(_item("iii", None, "not measured: no epsilon sweep"))
+        items.append(_item("iv", None, "not measured: no epsilon sweep"))
+    else:
+        rows = sorted(eps_sweep, key=lambda r: r["epsilon"])
+        rises = [(a["epsilon"], b["epsilon"], b["accuracy"] - a["accuracy"]) for a, b in zip(rows, rows[1:])
+                 if b["accuracy"] > a["accuracy"] + tol]
+        curve = ", ".join(f"{r['epsilon']:.4g}:{r['accuracy']:.3f}" for r in rows)
+        ev = (f"accuracy rises by {rises[0][2]:.3f} from eps {rises[0][0]:.4g} to {rises[0][1]:.4g}; " if rises
+              else "accuracy non-increasing; ") + f"curve eps:acc = {curve}"
+        items.append(_item("iii", not rises, ev, curve=[[r["epsilon"], r["accuracy"]] for r in rows]))
+        last = rows[-1]
+        success = 1.0 - last["accuracy"]
+        items.append(_item("iv", success >= unbounded_success,
+                           f"success {success:.3f} at eps {last['epsilon']:.4g} (needs >= {unbounded_success:.2f})",
+                           epsilon=last["epsilon"], success=success))
+    if random_accuracy is None:
+        items.append(_item("v", None, "not measured: no random sampling"))
+    else:
+        items.append(_item("v", pgd_accuracy <= random_accuracy + tol,
+                           f"PGD accuracy {pgd_accuracy:.3f} vs random sampling {random_accuracy:.3f}",
+                           pgd=pgd_accuracy, random=random_accuracy))
+    return items
+
+
+def checklist_passed(items: Sequence[dict]) -> bool:
+    """True when no measured item failed."""
+    return all(it["passed"] is not False for it in items)
+
+
+def run_checklist(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tensor, *, epsilon: float = 8 / 255,
+                  step_size: float = 0.01, steps: int = 7, blackbox: LossGradientsMixin | None = None,
+                  epsilons: Sequence[float] = (0.0, 8 / 255, 32 / 255, 1.0), random_samples: int = 20,
+                  seed: int = 0, tol: float = 0.01, batch_size: int = 256) -> list[dict]:
+    """Measure everything the checklist needs on (x, y) and return its items.
+
+    ``blackbox`` is a surrogate model's estimator (e.g. the same architecture from another seed):
+    PGD images crafted on it give the black-box accuracy of item (ii).
+    """
+    fgsm = accuracy(estimator, FGSM(epsilon, batch_size=batch_size).generate(estimator, x, y), y)  # type: ignore
+    pgd = PGD(epsilon, step_size, steps, seed=seed, batch_size=batch_size)
+    pgd_acc = accuracy(estimator, pgd.generate(estimator, x, y), y)  # type: ignore[arg-type]
+    bb = accuracy(estimator, pgd.generate(blackbox, x, y), y) if blackbox is not None else None  # type: ignore
+    sweep = epsilon_sweep(estimator, x, y, epsilons, step_size=step_size, steps=steps, base_epsilon=epsilon, seed=seed,
+                          batch_size=batch_size)
+    rnd = RandomSampling(epsilon, random_samples, seed, batch_size=batch_size)
+    rnd_acc = accuracy(estimator, rnd.generate(estimator, x, y), y)  # type: ignore[arg-type]
+    return obfuscation_checklist(fgsm_accuracy=fgsm, pgd_accuracy=pgd_acc, blackbox_accuracy=bb, eps_sweep=sweep,
+                                 random_accuracy=rnd_acc, tol=tol)
