@@ -1,25 +1,163 @@
 """Operation counts: HIRE-SNN Table 6 formulas and exact synaptic-operation counts.
 
-FL_ANN of a conv layer = k² · H_o · W_o · C_o · C_i (per group: C_i / groups); of a linear layer
-C_i · C_o. FL_SNN = FL_ANN × ζ, ζ the spiking activity of the layer's input.
+Table 6 (Kundu et al., "HIRE-SNN", ICCV 2021), per sample:
 
-Exact synaptic operations: every spike times its real fan-out — the number of synapses (output
-neurons × kernel taps that actually land inside the output, edges and padding included) it
-reaches. Pooling between a neuron layer and the next synaptic layer routes a spike to one pooled
-position; its fan-out is that position's.
+- conv:   FL_ANN = k_h · k_w · H_o · W_o · C_o · C_i / groups
+- linear: FL_ANN = C_i · C_o
+- pooling (counted here too): FL_ANN = k_h · k_w · H_o · W_o · C (one accumulate per window tap)
+- residual ADD of n inputs: FL_ANN = (n − 1) · numel
+- FL_SNN = FL_ANN × ζ, ζ the activity of the layer's input: events per input position per sample
+  over all T steps. HIRE-SNN takes ζ as the SA (Definition 1) of the preceding spiking layer; when a
+  k×k sum/avg pool sits in between, each input position collects k² neurons, so ζ = k²·SA — the two
+  agree when nothing routes between the neuron layer and the synapses. A dense (analog) input has
+  ζ = 1 when it is the same at every step (direct coding, computed once) and ζ = T otherwise.
+
+What an op costs (eq. 7/8): an input of spikes (binary) costs one AC per synapse reached; a
+non-binary input — the analog first input, or a SEW ADD of two spike maps (values 0, 1, 2) —
+costs a MAC. Pooling and ADDs cost additions (priced as AC).
+
+Exact synaptic operations: every spike times its real fan-out, the number of synapses (output
+neuron × kernel tap inside the output, edges and padding excluded) it reaches; pooling on the way
+routes a spike to its window(s).
+
+When must the two agree? exact = Σ_i s_i · f_i and formula = FL_ANN · Σ_i s_i / N (s_i events at
+input position i, f_i its fan-out, N positions); Σ_i f_i = FL_ANN minus the taps that land on
+padding. So they coincide for *any* spike map exactly when every position has the same fan-out
+FL_ANN / N: linear layers, 1×1 convs with stride 1, and unpadded convs whose stride equals the
+kernel and divides the input (non-overlapping tiles). An unpadded conv of any kernel and stride
+(3×3 stride 1 included) agrees only for a *uniform* spike map — edge neurons have fewer synapses,
+so a spike at a corner costs less than the formula says. With padding the formula also counts the
+taps on the padding and exceeds the exact count even for a uniform map. A non-overlapping
+sum/avg pool in between changes none of this (ζ is counted per pooled position).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..snn.network import SpikingNetwork
-from ..snn.neuron import SpikingNeuron
+from .graph import SYNAPTIC, OpGraph, graph_from_network
 
 
+def conv_flops(k_h: int, k_w: int, h_o: int, w_o: int, c_o: int, c_i: int, groups: int = 1) -> int:
+    """Table 6, conv: FL_ANN = k_h · k_w · H_o · W_o · C_o · C_i / groups."""
+    return k_h * k_w * h_o * w_o * c_o * (c_i // groups)
+
+
+def linear_flops(c_i: int, c_o: int) -> int:
+    """Table 6, linear: FL_ANN = C_i · C_o."""
+    return c_i * c_o
+
+
+def pool_flops(k_h: int, k_w: int, h_o: int, w_o: int, c: int) -> int:
+    """Pooling: k_h · k_w accumulates per output, FL = k_h · k_w · H_o · W_o · C."""
+    return k_h * k_w * h_o * w_o * c
+
+
+def add_flops(numel: int, n_inputs: int = 2) -> int:
+    """Residual ADD of ``n_inputs`` maps of ``numel`` elements: (n − 1) · numel additions."""
+    return (n_inputs - 1) * numel
+
+
+@dataclass
+class OpRow:
+    """One counted operation: a synaptic layer, a pooling layer or a residual ADD."""
+
+    name: str  # node name; an ADD at the input of node n is "n:add"
+    node: str
+    kind: str  # conv | linear | pool | add
+    op: str  # mac | ac | add — what one op of the SNN costs
+    flops_ann: int
+    sources: list[str]  # nodes whose outputs reach this op through routing (neurons, input, synaptic)
+    in_value: str  # analog | binary | count
+    const: bool  # input the same at every step: counted once
+    in_positions: int
+    neuron_layer: str | None = None  # neuron node a synaptic layer drives
+    neurons: int = 0  # its output size (synaptic layers)
+
+
+def _pair(v) -> tuple[int, int]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # type: ignore[return-value]
+
+
+def op_rows(g: OpGraph) -> list[OpRow]:
+    """Table 6 rows for every synaptic layer, pooling layer and residual ADD, in graph order."""
+    cached = getattr(g, "_rows", None)
+    if cached is not None:
+        return cached
+    rows: list[OpRow] = []
+    for name, n in g.nodes.items():
+        if n.kind == "input":
+            continue
+        if len(n.inputs) > 1:
+            op = "add"
+            rows.append(OpRow(f"{name}:add", name, "add", op, add_flops(n.in_size, len(n.inputs)), g.sources(name),
+                              n.in_value, n.const, n.in_size))
+        m = n.module
+        op = "ac" if n.in_value == "binary" else "mac"
+        if n.kind == "conv":
+            kh, kw = m.kernel_size
+            co, ho, wo = n.out_shape
+            fl = conv_flops(kh, kw, ho, wo, co, m.in_channels, m.groups)
+        elif n.kind == "linear":
+            fl = linear_flops(m.in_features, m.out_features)
+        elif n.kind == "pool":
+            kh, kw = _pair(m.kernel_size)
+            c, ho, wo = n.out_shape
+            fl, op = pool_flops(kh, kw, ho, wo, c), "add"
+        else:
+            continue
+        drv = g.driven_neuron(name) if n.kind in SYNAPTIC else None
+        rows.append(OpRow(name, name, n.kind, op, fl, g.sources(name), n.in_value, n.const, n.in_size, drv,
+                          n.out_size if n.kind in SYNAPTIC else 0))
+    g._rows = rows  # type: ignore[attr-defined]
+    return rows
+
+
+def input_activity(g: OpGraph, row: OpRow, spikes_per_sample: dict[str, float]) -> float:
+    """ζ of a row: events arriving per input position per sample over T (dense input: 1 or T).
+
+    Events from a neuron layer reach ``route`` positions each (1 through non-overlapping pooling);
+    with only per-layer totals the mean route multiplicity is used, which is exact when it is uniform.
+    Returns NaN when a spiking source has no count (e.g. a rate-coded input nobody counted).
+    """
+    if row.in_value == "analog":
+        return 1.0 if row.const else float(g.timesteps)
+    events = 0.0
+    for s in row.sources:
+        if s not in spikes_per_sample:
+            return float("nan")
+        events += float(spikes_per_sample[s]) * float(g.route(row.node, s).mean())
+    return events / row.in_positions if row.in_positions else 0.0
+
+
+def exact_ops(g: OpGraph, row: OpRow, spike_maps: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """Exact ops per sample ``[B]`` of a row: Σ over sources of spike map × real fan-out.
+
+    Analog sources are dense: every element reaches its whole fan-out once (const) or T times; a
+    dense ADD of currents costs (n − 1) additions per element and step. An ADD of spike maps costs one
+    addition per arriving event. None when a spiking source's map is missing.
+    """
+    batch = next((v.shape[0] for v in spike_maps.values()), 1)
+    if row.kind == "add" and row.in_value == "analog":  # dense ADD of currents: (n − 1) adds per element
+        return float(row.flops_ann) * (1 if row.const else g.timesteps) * torch.ones(batch)
+    total: torch.Tensor | float = 0.0
+    for s in row.sources:
+        fan = g.fanout(row.node, s)
+        if g.nodes[s].value == "analog":
+            total = total + float(fan.sum()) * (1 if g.nodes[s].const else g.timesteps) * torch.ones(batch)
+        elif s in spike_maps:
+            # one GEMV per layer: [B, n] @ [n]; float32 sums of integers are exact below 2^24 per sample
+            m = spike_maps[s]
+            total = total + m.flatten(1) @ fan.flatten().to(m.dtype)
+        else:
+            return None
+    return total if isinstance(total, torch.Tensor) else torch.zeros(batch)
+
+
+# ------------------------------------------------------------------ the sequential-network API
 @dataclass
 class LayerInfo:
     """A synaptic layer (conv or linear) with the neuron layers on either side of it."""
@@ -34,102 +172,43 @@ class LayerInfo:
     out_shape: tuple[int, ...]
 
 
-def _flops(m: nn.Module, out_shape: tuple[int, ...]) -> int:
-    if isinstance(m, nn.Conv2d):
-        kh, kw = m.kernel_size
-        co, ho, wo = out_shape
-        return kh * kw * ho * wo * co * (m.in_channels // m.groups)
-    return m.in_features * m.out_features
-
-
 def synaptic_layers(net: SpikingNetwork) -> list[LayerInfo]:
     """Describe the synaptic layers of a sequential network (shapes from a dry run)."""
-    x = torch.zeros(1, *net.input_shape)
-    infos: list[LayerInfo] = []
-    last_neuron: str | None = None
-    pending: LayerInfo | None = None
-    with torch.no_grad():
-        for name, m in net.layers.items():
-            if isinstance(m, SpikingNeuron):
-                if pending is not None:
-                    pending.output_neuron = name
-                    pending = None
-                last_neuron = name
-                continue
-            in_shape = tuple(x.shape[1:])
-            if not getattr(m, "sequence_aware", False):
-                x = m.eval()(x)
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                out_shape = tuple(x.shape[1:])
-                kind = "conv" if isinstance(m, nn.Conv2d) else "linear"
-                n = 1
-                for d in out_shape:
-                    n *= d
-                pending = LayerInfo(name, kind, _flops(m, out_shape), last_neuron, None, n, in_shape, out_shape)
-                infos.append(pending)
-    return infos
-
-
-def _routing(m: nn.Module) -> nn.Module:
-    """The layer as spike routing: average pooling counts as sum pooling (one spike, one target)."""
-    if isinstance(m, nn.AvgPool2d):
-        k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size, m.kernel_size)
-        return _Scaled(m, k[0] * k[1])
-    return m
-
-
-class _Scaled(nn.Module):
-    def __init__(self, m: nn.Module, s: float) -> None:
-        super().__init__()
-        self.m, self.s = m, s
-
-    def forward(self, x):
-        return self.m(x) * self.s
+    g = graph_from_network(net)
+    out = []
+    for r in op_rows(g):
+        if r.kind not in SYNAPTIC:
+            continue
+        src = next((s for s in r.sources if g.nodes[s].kind == "neuron"), None)
+        n = g.nodes[r.node]
+        out.append(LayerInfo(r.name, r.kind, r.flops_ann, src, r.neuron_layer, r.neurons, n.in_shape, n.out_shape))
+    return out
 
 
 def fanout_maps(net: SpikingNetwork) -> dict[str, torch.Tensor]:
-    """For each synaptic layer fed by a neuron layer: fan-out of each of those neurons ``[...]``."""
-    maps: dict[str, torch.Tensor] = {}
-    route: list[nn.Module] = []
-    src: str | None = None
-    shape = None
-    x = torch.zeros(1, *net.input_shape)
-    with torch.no_grad():
-        for name, m in net.layers.items():
-            if isinstance(m, SpikingNeuron):
-                src, route, shape = name, [], tuple(x.shape[1:])
-                continue
-            if isinstance(m, (nn.Conv2d, nn.Linear)) and src is not None:
-                s = torch.zeros(1, *shape, requires_grad=True)
-                with torch.enable_grad():
-                    h = s
-                    for r in route:
-                        h = _routing(r).eval()(h)
-                    if isinstance(m, nn.Conv2d):
-                        y = F.conv2d(h, torch.ones_like(m.weight), None, m.stride, m.padding, m.dilation, m.groups)
-                    else:
-                        y = F.linear(h, torch.ones_like(m.weight))
-                    (g,) = torch.autograd.grad(y.sum(), s)
-                maps[name] = g[0].round()
-                src = None
-            elif src is not None and not getattr(m, "sequence_aware", False):
-                route.append(m)
-            if not getattr(m, "sequence_aware", False):
-                x = m.eval()(x)
-    return maps
+    """For each synaptic layer fed by one neuron layer: the real fan-out of each of its neurons."""
+    g = graph_from_network(net)
+    return {r.name: g.fanout(r.node, r.sources[0]) for r in op_rows(g)
+            if r.kind in SYNAPTIC and len(r.sources) == 1 and g.nodes[r.sources[0]].kind == "neuron"}
 
 
-def exact_synops(net: SpikingNetwork, spike_maps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Synaptic operations per sample ``[B]`` for each synaptic layer fed by spikes."""
-    cache = getattr(net, "_fanout_cache", None)
-    if cache is None:
-        cache = fanout_maps(net)
-        net._fanout_cache = cache  # type: ignore[attr-defined]
-    infos = {i.name: i for i in synaptic_layers(net)} if not hasattr(net, "_layer_cache") else net._layer_cache
-    net._layer_cache = infos  # type: ignore[attr-defined]
+def exact_synops(net: SpikingNetwork | OpGraph, spike_maps: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Synaptic operations per sample ``[B]`` for each synaptic layer fed by spikes.
+
+    ``spike_maps[neuron]`` is ``[B, *shape]``, spikes per neuron summed over T
+    (``SpikingNetwork.spike_maps`` with ``record = True``).
+    """
+    g = net if isinstance(net, OpGraph) else graph_from_network(net)
     out = {}
-    for name, fan in cache.items():
-        src = infos[name].input_neuron
-        if src in spike_maps:
-            out[name] = (spike_maps[src] * fan).flatten(1).sum(1)
+    for r in op_rows(g):
+        if r.kind in SYNAPTIC and r.in_value != "analog":
+            v = exact_ops(g, r, spike_maps)
+            if v is not None:
+                out[r.name] = v
     return out
+
+
+def ann_flops(net: nn.Module | SpikingNetwork) -> int:
+    """Total Table 6 FL_ANN of a network's synaptic layers (one sample)."""
+    g = graph_from_network(net)  # type: ignore[arg-type]
+    return sum(r.flops_ann for r in op_rows(g) if r.kind in SYNAPTIC)

@@ -1,0 +1,133 @@
+"""Figures of the measure stage: per-layer activity and energy (ANN vs SNN vs each chip).
+
+Every function takes an optional matplotlib ``ax`` and returns the figure. matplotlib is imported
+here only, with the Agg backend, so the library never needs a display.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _ax(ax, figsize=(7, 3.5)):
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = _plt().subplots(figsize=figsize, constrained_layout=True)
+    return fig, ax
+
+
+def _bars(ax, labels: list[str], series: dict[str, list[float]], ylabel: str, log: bool = False) -> None:
+    x = np.arange(len(labels))
+    width = 0.8 / max(len(series), 1)
+    for i, (name, vals) in enumerate(series.items()):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, [v if v is not None else 0.0 for v in vals], width, label=name)
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    if len(series) > 1:
+        ax.legend(fontsize="small")
+
+
+def plot_activity(tables: dict[str, list[dict[str, Any]]], ax=None, metric: str = "sa"):
+    """Per-layer SA (HIRE-SNN Definition 1) or TASA, one bar group per neuron layer, one bar per model.
+
+    ``tables``: model name ("source", each target) -> layer rows (``layer_table`` rows or any dicts
+    with ``name``/``neuron_layer``, ``sa``, ``tasa``). Rows without neurons (pooling, ADD, readout)
+    are skipped. Without ``ax`` a figure with two panels (SA and TASA) is made.
+    """
+    if ax is None:
+        fig, axes = _plt().subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
+        plot_activity(tables, axes[0], "sa")
+        plot_activity(tables, axes[1], "tasa")
+        return fig
+    labels: list[str] = []
+    for rows in tables.values():
+        for r in rows:
+            lab = r.get("neuron_layer", r["name"]) if "neuron_layer" in r else r["name"]
+            if lab and r.get("neurons", 1) and lab not in labels:
+                labels.append(lab)
+    series = {}
+    for model, rows in tables.items():
+        by = {(r.get("neuron_layer", r["name"]) if "neuron_layer" in r else r["name"]): r.get(metric) for r in rows}
+        series[model] = [by.get(lab) for lab in labels]
+    _bars(ax, labels, series, "SA (spikes / neuron)" if metric == "sa" else "TASA (SA / T)")
+    ax.set_title("Spiking activity per layer" if metric == "sa" else "Time-averaged spiking activity")
+    return ax.figure
+
+
+def _layer_series(section: dict[str, Any], precision: str) -> tuple[list[str], dict[str, list[float]]]:
+    layers = [r["name"] for r in section["layers"]]
+    series: dict[str, list[float]] = {}
+    ann = {e["name"]: e["joules"] for e in section["ann"].get(precision, {}).get("layers", [])}
+    series[f"ANN {precision}"] = [ann.get(n) for n in layers]
+    snn = {e["name"]: e for e in section["snn"].get(precision, {}).get("layers", [])}
+    series[f"SNN {precision} (formula)"] = [snn.get(n, {}).get("joules") for n in layers]
+    if all(snn.get(n, {}).get("exact_joules") is not None for n in layers):
+        series[f"SNN {precision} (exact)"] = [snn[n]["exact_joules"] for n in layers]
+    for name, t in section.get("targets", {}).items():
+        if t.get("chip"):
+            chip = {e["name"]: e["joules"] for e in t["chip"]["layers"]}
+            series[f"{name} ({t['chip']['profile']})"] = [chip.get(n) for n in layers]
+    return layers, series
+
+
+def plot_energy_layers(section: dict[str, Any], ax=None, precision: str = "fp32"):
+    """Energy per sample per layer (log scale): ANN, SNN by eq. 7/8 (formula and exact), each chip."""
+    fig, ax = _ax(ax, (8, 3.8))
+    layers, series = _layer_series(section, precision)
+    nj = {k: [v * 1e9 if v else None for v in vals] for k, vals in series.items()}
+    _bars(ax, layers, nj, "nJ / sample", log=True)
+    ax.set_title(f"Energy per layer ({section['profile']} {precision}; chips from their profiles)")
+    return fig
+
+
+def plot_energy_total(section: dict[str, Any], ax=None):
+    """Total energy per sample (log scale): ANN and SNN for INT32/FP32, and each chip."""
+    fig, ax = _ax(ax, (7, 3.5))
+    names, vals = [], []
+    for p, a in section["ann"].items():
+        names.append(f"ANN {p}")
+        vals.append(a["joules_per_sample"])
+    for p, s in section["snn"].items():
+        names.append(f"SNN {p}")
+        vals.append(s["joules_per_sample"])
+    for name, t in section.get("targets", {}).items():
+        if t.get("chip"):
+            names.append(f"{name}\n({t['chip']['profile']})")
+            vals.append(t["chip"]["joules_per_sample"])
+    colors = ["tab:gray" if n.startswith("ANN") else "tab:blue" if n.startswith("SNN") else "tab:orange" for n in names]
+    ax.bar(names, [v * 1e6 for v in vals], color=colors)
+    ax.set_yscale("log")
+    ax.set_ylabel("uJ / sample")
+    ax.set_title(f"Energy per sample: ANN and SNN by {section['equation']}, chips by profile", fontsize="medium")
+    for i, v in enumerate(vals):
+        ax.annotate(f"{v * 1e6:.3g}", (i, v * 1e6), ha="center", va="bottom", fontsize="small")
+    return fig
+
+
+def save_energy_figures(section: dict[str, Any], folder: str | Path) -> list[Path]:
+    """Write activity.png, energy_layers.png and energy_total.png into ``folder``; returns the paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {"source": section["layers"], **{n: t["layers"] for n, t in section.get("targets", {}).items()}}
+    plt = _plt()
+    out = []
+    for fname, fig in (("activity.png", plot_activity(tables)), ("energy_layers.png", plot_energy_layers(section)),
+                       ("energy_total.png", plot_energy_total(section))):
+        path = folder / fname
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        out.append(path)
+    return out
