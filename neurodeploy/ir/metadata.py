@@ -4,7 +4,10 @@ NIR holds the layers and the neurons' continuous-time parameters. The time steps
 coding, the readout, the reset mode (NIR's IF/LIF reset to ``v_reset``; HIRE-SNN subtracts the
 threshold), the time step dt used to discretise, and the input shape travel as one JSON string in
 the graph's ``metadata["neurodeploy"]``. Graphs written by other tools have no such entry; they
-get the defaults below, which the importer can override.
+get the defaults below, which the importer can override. ``convention`` says how continuous-time
+parameters are read (``nir``: forward Euler; ``sinabs``: sinabs' exp decay, reset by subtraction),
+``mapping`` records, per node, how an imported graph's parameters were mapped to our neurons, and
+``source`` the file it was imported from.
 """
 from __future__ import annotations
 
@@ -32,6 +35,11 @@ class DeployMeta:
     dt: float = 1.0
     producer: str = "neurodeploy"
     quantization: dict[str, Any] = field(default_factory=dict)
+    # how the continuous-time NIR parameters were read: "nir" (forward Euler, as snnTorch/Norse write
+    # them) | "sinabs" (exact decay exp(-dt/tau), unnormalised input, IF/LIF reset by subtraction)
+    convention: str = "nir"
+    mapping: dict[str, str] = field(default_factory=dict)  # node -> how its parameters were mapped
+    source: str = ""  # the file a graph was imported from
     schema: int = SCHEMA
 
     def reset_of(self, node: str) -> str:

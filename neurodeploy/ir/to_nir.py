@@ -1,11 +1,15 @@
 """torch SNN -> NIR graph, by a table keyed by module type (NIRTorch style, user-extendable).
 
+Sequential networks, networks with composite layers (residual blocks exporting themselves through
+``nir_subgraph``) and :class:`~neurodeploy.ir.graph_network.GraphNetwork` DAGs are exported.
+
 Shapes in NIR exclude the batch dimension. A neuron with leak λ and threshold v_th, discretised
 with step dt, is NIR's LIF with τ = dt / (1 − λ), r = τ / dt, v_leak = 0 (forward Euler then gives
 u ← λ·u + I), or NIR's IF with r = 1 / dt when λ = 1. Reset by subtraction is in the metadata.
 """
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Callable
@@ -15,10 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UnsupportedLayerError
+from ..errors import IRError, UnsupportedLayerError
 from ..snn.network import SpikingNetwork, TimeDropout
 from ..snn.neuron import SpikingNeuron
+from .graph_network import GraphNetwork
 from .metadata import DeployMeta, write_meta
+from .modules import CubaSpikingNeuron, Heaviside, LeakyIntegrator, Scale, SumPool2d
 
 log = logging.getLogger(__name__)
 
@@ -82,51 +88,227 @@ def _refuse_maxpool(m, in_shape, dt):
                                 "use average pooling (model.pooling = 'avg')")
 
 
+def _refuse_bn(m, in_shape, dt):
+    raise UnsupportedLayerError(f"{type(m).__name__}: BatchNorm has no NIR node; fold it into the preceding "
+                                "conv/linear first (neurodeploy.ir.passes.fold_batchnorm)")
+
+
+def _sumpool(m: SumPool2d, in_shape, dt):
+    return nir.SumPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride), padding=_pair(m.padding))
+
+
+def _scale(m: Scale, in_shape, dt):
+    return nir.Scale(np.broadcast_to(_np(m.scale), tuple(in_shape)).copy())
+
+
+def _heaviside(m: Heaviside, in_shape, dt):
+    return nir.Threshold(np.broadcast_to(_np(m.threshold), tuple(in_shape)).copy())
+
+
+def _integrator(m: LeakyIntegrator, in_shape, dt):
+    shape = tuple(in_shape)
+    lam = float(m.leak)
+    gain = np.broadcast_to(_np(m.gain), shape).astype(np.float32)
+    if lam >= 1.0:
+        return nir.I(r=gain / dt)
+    tau = dt / (1.0 - lam)
+    return nir.LI(tau=np.full(shape, tau, np.float32), r=gain * tau / dt, v_leak=np.zeros(shape, np.float32))
+
+
+def _cuba(m: CubaSpikingNeuron, in_shape, dt):
+    shape = tuple(in_shape)
+    lam, a_s = float(m.leak.detach().clamp(max=1.0)), float(m.syn_leak)
+    if lam >= 1.0 or a_s >= 1.0:
+        raise UnsupportedLayerError("CubaLIF with a leak of 1 (infinite τ) has no NIR form")
+    tau_m, tau_s = dt / (1.0 - lam), dt / (1.0 - a_s)
+    full = lambda v: np.full(shape, v, np.float32)  # noqa: E731
+    return nir.CubaLIF(
+        tau_syn=full(tau_s), tau_mem=full(tau_m), r=full(tau_m / dt), v_leak=full(0.0),
+        v_threshold=np.broadcast_to(_np(m.threshold), shape).copy(), v_reset=full(0.0),
+        w_in=np.broadcast_to(_np(m.syn_gain) * tau_s / dt, shape).astype(np.float32),
+    )
+
+
 MODULE_MAP: dict[type, Converter] = {
     nn.Conv2d: _conv,
     nn.Linear: _linear,
     nn.AvgPool2d: _avgpool,
+    SumPool2d: _sumpool,
     nn.Flatten: _flatten,
     SpikingNeuron: _neuron,
+    CubaSpikingNeuron: _cuba,
+    LeakyIntegrator: _integrator,
+    Scale: _scale,
+    Heaviside: _heaviside,
     nn.Dropout: _skip,
     TimeDropout: _skip,
     nn.Identity: _skip,
     nn.MaxPool2d: _refuse_maxpool,
+    nn.BatchNorm1d: _refuse_bn,
+    nn.BatchNorm2d: _refuse_bn,
 }
 
+Composite = Callable[[str, tuple, float], tuple[dict, list, "str | list[str]", str]]
 
-def to_nir(net: SpikingNetwork, meta: DeployMeta, module_map: dict[type, Converter] | None = None) -> nir.NIRGraph:
-    """Convert a sequential :class:`SpikingNetwork` to a NIR graph carrying ``meta``."""
-    table = {**MODULE_MAP, **(module_map or {})}
-    shape = tuple(meta.input_shape)
+
+def _node(table, name: str, m: nn.Module, in_shape: tuple[int, ...], dt: float):
+    """One module through the table: a NIR node, None (identity at inference) or, for a composite
+    module with ``nir_subgraph``, the tuple ``(nodes, edges, entry, exit)``."""
+    conv = table.get(type(m))
+    try:
+        if conv is not None:
+            return conv(m, in_shape, dt)
+        if hasattr(m, "nir_subgraph"):
+            return m.nir_subgraph(name, tuple(in_shape), dt)
+    except UnsupportedLayerError as e:
+        raise UnsupportedLayerError(f"layer {name!r}: {e}") from None
+    raise UnsupportedLayerError(f"layer {name!r} ({type(m).__name__}) has no NIR converter "
+                                "(add it to MODULE_MAP or give the module a nir_subgraph method)")
+
+
+def _step_shape(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(m, (SpikingNeuron, TimeDropout)):
+        return x
+    if getattr(m, "sequence_aware", False):
+        return m(x.unsqueeze(0))[0]
+    return m(x)
+
+
+def _sequential(net: SpikingNetwork, table, shape, dt) -> tuple[dict, list, str]:
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array(shape)})}
     edges: list[tuple[str, str]] = []
-    prev = "input"
+    prev: str = "input"
     x = torch.zeros(1, *shape)
-    with torch.no_grad():
-        for name, m in net.layers.items():
-            conv = table.get(type(m))
-            if conv is None:
-                raise UnsupportedLayerError(f"layer {name!r} ({type(m).__name__}) has no NIR converter")
-            try:
-                node = conv(m, tuple(x.shape[1:]), meta.dt)
-            except UnsupportedLayerError as e:
-                raise UnsupportedLayerError(f"layer {name!r}: {e}") from None
-            if not isinstance(m, SpikingNeuron):
-                x = m.eval()(x) if not isinstance(m, TimeDropout) else x
-            if node is None:
-                log.debug("layer %s (%s) is the identity at inference; not exported", name, type(m).__name__)
-                continue
-            nodes[name] = node
-            edges.append((prev, name))
-            prev = name
-    nodes["output"] = nir.Output(output_type={"output": np.array(tuple(x.shape[1:]))})
-    edges.append((prev, "output"))
-    meta.num_classes = int(np.prod(x.shape[1:]))
+    for name, m in net.layers.items():
+        node = _node(table, name, m, tuple(x.shape[1:]), dt)
+        x = _step_shape(m, x)
+        if node is None:
+            log.debug("layer %s (%s) is the identity at inference; not exported", name, type(m).__name__)
+            continue
+        if isinstance(node, tuple):  # composite: (nodes, edges, entry, exit)
+            sub_nodes, sub_edges, entry, exit_ = node
+            clash = set(sub_nodes) & set(nodes)
+            if clash:
+                raise UnsupportedLayerError(f"layer {name!r}: its subgraph reuses node names {sorted(clash)}")
+            nodes.update(sub_nodes)
+            edges += [tuple(e) for e in sub_edges]
+            edges += [(prev, e) for e in ([entry] if isinstance(entry, str) else entry)]
+            prev = exit_
+            continue
+        nodes[name] = node
+        edges.append((prev, name))
+        prev = name
+    return nodes, edges, prev
+
+
+def _graph(net: GraphNetwork, table, shape, dt) -> tuple[dict, list, list[str]]:
+    shapes = net.infer_shapes()
+    nodes: dict[str, nir.NIRNode] = {net.input_node: nir.Input(input_type={"input": np.array(shape)})}
+    edges = [e for e in net.edges if e[1] != net.output_node]  # to_nir adds the edges into "output"
+    for name, m in net.named_nodes():
+        in_shape = shapes[net.preds[name][0]]
+        node = _node(table, name, m, in_shape, dt)
+        if isinstance(node, tuple):
+            raise UnsupportedLayerError(f"layer {name!r}: composite modules inside a GraphNetwork are not exported")
+        if node is None:  # identity at inference: join its in- and out-edges (NIR sums edges)
+            ins = [a for a, b in edges if b == name]
+            outs = [b for a, b in edges if a == name]
+            edges = [e for e in edges if name not in e] + [(a, b) for a in ins for b in outs]
+            continue
+        nodes[name] = node
+    return nodes, edges, net.preds[net.output_node]
+
+
+def _fill_types(graph: nir.NIRGraph, meta: DeployMeta) -> None:
+    """Give every node explicit input/output types from a dry run of the graph's own network."""
+    from .from_nir import check_shapes, from_nir
+
+    probe = copy.deepcopy(meta)
+    probe.mapping = {}
+    net = from_nir(graph, probe, "<export>", check=False)
+    shapes = check_shapes(net, "<export>")
+    preds: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        preds.setdefault(b, []).append(a)
+    for name, node in graph.nodes.items():
+        if isinstance(node, (nir.Input, nir.Output)) or name not in shapes:
+            continue
+        ins = preds.get(name, [])
+        if ins and ins[0] in shapes and _undefined(node.input_type):
+            node.input_type = {"input": np.array(shapes[ins[0]])}
+        if _undefined(node.output_type):
+            node.output_type = {"output": np.array(shapes[name])}
+
+
+def _undefined(types) -> bool:
+    return types is None or any(v is None for v in types.values())
+
+
+def to_nir(net: SpikingNetwork | GraphNetwork, meta: DeployMeta,
+           module_map: dict[type, Converter] | None = None) -> nir.NIRGraph:
+    """Convert a network to a NIR graph carrying ``meta``.
+
+    A :class:`SpikingNetwork` is exported layer by layer; a layer whose type is not in the table
+    but has ``nir_subgraph(prefix, in_shape, dt) -> (nodes, edges, entry, exit)`` (a residual
+    block) is inserted as that subgraph: the previous node feeds ``entry`` (a name or a list of
+    names), ``exit`` feeds the next layer. A :class:`GraphNetwork` is exported node by node with
+    its edges. Node types are filled in from a dry run, so the file passes NIR's type check.
+    """
+    table = {**MODULE_MAP, **(module_map or {})}
+    shape = tuple(meta.input_shape) or tuple(net.input_shape or ())
+    if not shape:
+        raise UnsupportedLayerError("to_nir: the input shape is unknown (set meta.input_shape)")
+    meta.input_shape = list(shape)
+    was = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            if isinstance(net, GraphNetwork):
+                nodes, edges, lasts = _graph(net, table, shape, meta.dt)
+            else:
+                nodes, edges, last = _sequential(net, table, shape, meta.dt)
+                lasts = [last]
+    finally:
+        net.train(was)
+    nodes["output"] = nir.Output(output_type={"output": None})
+    edges += [(last, "output") for last in lasts]
     meta.reset = {n: m.reset for n, m in net.neurons()}
-    graph = nir.NIRGraph(nodes=nodes, edges=edges)
+    meta.convention = "nir"  # parameters are written in our canonical (forward-Euler) form
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+    try:
+        _fill_types(graph, meta)
+        typed = True
+    except IRError as e:  # a node type added by the user that from_nir cannot rebuild
+        log.warning("to_nir: node types not inferred (%s); the graph is written without a type check", e)
+        typed = False
+    out_shape = _output_shape(graph) if typed else tuple(_net_output_shape(net, shape))
+    graph.nodes["output"] = nir.Output(output_type={"output": np.array(out_shape)})
+    graph = nir.NIRGraph(nodes=graph.nodes, edges=graph.edges, type_check=False)
+    meta.num_classes = int(np.prod(out_shape))
+    if typed:
+        try:
+            graph.check_types()
+        except (ValueError, NotImplementedError) as e:
+            raise UnsupportedLayerError(f"to_nir: the exported graph fails NIR's type check: {e}") from None
     write_meta(graph, meta)
     return graph
+
+
+@torch.no_grad()
+def _net_output_shape(net: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The network's output shape (without batch) from a forward pass on zeros."""
+    was = net.training
+    net.eval()
+    x = torch.zeros(1, net.timesteps, *shape) if net.encoding == "events" else torch.zeros(1, *shape)
+    try:
+        return tuple(net.run_sequence(x)[0].shape[1:])
+    finally:
+        net.train(was)
+
+
+def _output_shape(graph: nir.NIRGraph) -> tuple[int, ...]:
+    pre = [a for a, b in graph.edges if b == "output"][0]
+    return tuple(int(v) for v in np.asarray(graph.nodes[pre].output_type["output"]).reshape(-1))
 
 
 def write_nir(graph: nir.NIRGraph, path: str | Path) -> None:

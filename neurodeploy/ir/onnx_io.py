@@ -1,0 +1,540 @@
+"""ONNX in and out.
+
+**In** (start the hybrid pipeline from a user's ANN): :func:`read_onnx` reads an ANN made of Conv,
+Gemm / MatMul (+ Add of a constant: the bias), Relu, AveragePool, GlobalAveragePool, MaxPool,
+BatchNormalization, Flatten (or Reshape to ``[batch, -1]``), Add of two activations (a residual
+junction), Identity and Dropout, with the ``onnx`` package. BatchNormalization after a Conv/Gemm
+is folded into it (W' = W·s, b' = (b − μ)·s + β, s = γ/√(σ² + ε)). Every Relu becomes a neuron
+slot. :func:`build_ann` gives our ANN twin (``nn.Sequential`` for chains, :class:`AnnGraph`
+otherwise) and :func:`build_snn` the matching SNN with the same layer names (so ANN weights load
+by name); :func:`convert_onnx` runs threshold initialisation and optional fine-tuning.
+
+**Out**: :func:`export_ann_onnx` writes the ANN twin; :func:`export_snn_onnx` the SNN unrolled over
+its T steps (the time loop traced into the graph; spikes are ``Greater`` + ``Cast``), with the
+logits and, optionally, every neuron layer's spikes per sample as outputs. The TorchScript-based
+exporter (``dynamo=False``) is used: the dynamo exporter needs onnxscript.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import IRError, UnsupportedLayerError
+from ..snn.network import SpikingNetwork
+from ..snn.neuron import NeuronSpec, SpikingNeuron
+from .graph_network import GraphNetwork, module_key
+from .passes import fold_bn_into
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_OPS = ("Conv", "Gemm", "MatMul", "Relu", "AveragePool", "GlobalAveragePool", "MaxPool",
+                 "BatchNormalization", "Flatten", "Reshape", "Add", "Identity", "Dropout", "Constant")
+OPSET = 17
+
+
+@dataclass
+class OnnxModel:
+    """An ANN read from ONNX: nodes in topological order as (name, module or None = ReLU slot, inputs)."""
+
+    nodes: list[tuple[str, nn.Module | None, list[str]]]
+    outputs: list[str]  # nodes feeding the graph output (summed if several)
+    input_shape: tuple[int, ...]
+    num_classes: int
+    source: str = "<onnx>"
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def is_chain(self) -> bool:
+        prev = "input"
+        for name, _, ins in self.nodes:
+            if ins != [prev]:
+                return False
+            prev = name
+        return self.outputs == [prev]
+
+
+# ------------------------------------------------------------------------------------------ reading
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        import onnx
+        from onnx import numpy_helper
+
+        self.src = str(path)
+        if not path.is_file():
+            raise IRError(f"{path}: ONNX file not found")
+        try:
+            model = onnx.load(str(path))
+            onnx.checker.check_model(model)
+        except Exception as e:  # onnx raises DecodeError, ValidationError, ...
+            raise IRError(f"{path}: not a valid ONNX model ({type(e).__name__}: {e})") from None
+        self.graph = model.graph
+        self.const: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}
+        self.np_helper = numpy_helper
+        self.producer: dict[str, str] = {}  # tensor -> our node name
+        self.nodes: "OrderedDict[str, tuple[nn.Module | None, list[str]]]" = OrderedDict()
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.consumers: dict[str, int] = {}
+        for n in self.graph.node:
+            for t in n.input:
+                self.consumers[t] = self.consumers.get(t, 0) + 1
+        self.counts: dict[str, int] = {}
+        self.log: list[str] = []
+
+    def _name(self, kind: str, n) -> str:
+        """The torch module name when the exporter wrote one (``/fc1/Gemm`` -> ``fc1``), else kind + counter."""
+        m = re.fullmatch(r"/(.+)/[A-Za-z]+(_\d+)?", n.name or "")
+        if m:
+            cand = module_key(m.group(1).replace("/", "."))
+            if cand not in self.nodes and cand != "input" and not cand[0].isdigit():
+                return cand
+        while True:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            k = self.counts[kind]
+            name = kind if kind == "flatten" and k == 1 else f"{kind}{k}"
+            if name not in self.nodes:
+                return name
+
+    def _attrs(self, n) -> dict[str, Any]:
+        import onnx
+
+        return {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+
+    def _err(self, n, why: str) -> UnsupportedLayerError:
+        return UnsupportedLayerError(f"{self.src}: ONNX node {n.name or n.output[0]!r} ({n.op_type}): {why}")
+
+    def _src(self, n, tensor: str) -> str:
+        if tensor not in self.producer:
+            raise self._err(n, f"input {tensor!r} is neither the graph input nor a supported node's output")
+        return self.producer[tensor]
+
+    def _add(self, n, kind: str, module: nn.Module | None, inputs: list[str]) -> str:
+        name = self._name(kind, n)
+        shape = self._shape_of(n, module, inputs)
+        self.nodes[name] = (module, inputs)
+        self.shapes[name] = shape
+        self.producer[n.output[0]] = name
+        return name
+
+    def _shape_of(self, n, module, inputs) -> tuple[int, ...]:
+        in_shapes = {self.shapes[i] for i in inputs}
+        if len(in_shapes) != 1:
+            raise self._err(n, f"inputs of different shapes {sorted(in_shapes)}")
+        shape = in_shapes.pop()
+        if module is None:
+            return shape
+        try:
+            with torch.no_grad():
+                return tuple(module.eval()(torch.zeros(1, *shape)).shape[1:])
+        except Exception as e:  # noqa: BLE001
+            raise self._err(n, f"cannot take an input of shape {shape}: {e}") from None
+
+    def _pads(self, n, a, k: int = 2) -> tuple[int, int]:
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
+            raise self._err(n, f"auto_pad={a['auto_pad']!r} is not supported; export with explicit pads")
+        p = list(a.get("pads", [0] * 2 * k))
+        if p[:k] != p[k:]:
+            raise self._err(n, f"asymmetric padding {p} is not supported")
+        return tuple(int(v) for v in p[:k])
+
+    def _single_consumer_layer(self, tensor: str) -> str | None:
+        """Our conv/linear node that produced ``tensor`` when nothing else reads it."""
+        name = self.producer.get(tensor)
+        if name is None or self.consumers.get(tensor, 0) != 1:
+            return None
+        mod = self.nodes[name][0]
+        return name if isinstance(mod, (nn.Conv2d, nn.Linear)) else None
+
+    def run(self) -> OnnxModel:
+        inits = set(self.const)
+        ins = [i for i in self.graph.input if i.name not in inits]
+        if len(ins) != 1:
+            raise IRError(f"{self.src}: expected one graph input, found {[i.name for i in ins]}")
+        dims = ins[0].type.tensor_type.shape.dim
+        shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)[1:]
+        if not shape or any(s is None or s <= 0 for s in shape):
+            raise IRError(f"{self.src}: input {ins[0].name!r} needs a fixed shape after the batch dimension, got {shape}")
+        self.producer[ins[0].name] = "input"
+        self.shapes["input"] = shape
+        for n in self.graph.node:
+            handler = getattr(self, f"_op_{n.op_type}", None)
+            if handler is None:
+                raise self._err(n, f"operator {n.op_type} is not supported (supported: {', '.join(SUPPORTED_OPS)})")
+            handler(n, self._attrs(n))
+        outs = [o.name for o in self.graph.output]
+        if len(outs) != 1:
+            raise UnsupportedLayerError(f"{self.src}: expected one graph output (the logits), found {outs}")
+        last = self.producer.get(outs[0])
+        if last is None:
+            raise IRError(f"{self.src}: output {outs[0]!r} is not produced by a supported node")
+        return self._finish(shape, last)
+
+    def _finish(self, shape, last: str) -> OnnxModel:
+        # pass-through nodes (Identity modules from Add junctions with a single input) stay; drop nodes
+        # that do not lead to the output
+        preds = {name: ins for name, (_, ins) in self.nodes.items()}
+        keep, stack = {last}, [last]
+        while stack:
+            for p in preds.get(stack.pop(), []):
+                if p != "input" and p not in keep:
+                    keep.add(p)
+                    stack.append(p)
+        dropped = [n for n in self.nodes if n not in keep]
+        if dropped:
+            self.log.append(f"dropped nodes that do not reach the output: {dropped}")
+        nodes = [(n, m, ins) for n, (m, ins) in self.nodes.items() if n in keep]
+        ncls = int(np.prod(self.shapes[last]))
+        return OnnxModel(nodes, [last], tuple(int(s) for s in shape), ncls, self.src, self.log)
+
+    # ---------------------------------------------------------------- operators
+    def _op_Constant(self, n, a) -> None:
+        if "value" not in a:
+            raise self._err(n, "only tensor constants are supported")
+        self.const[n.output[0]] = self.np_helper.to_array(a["value"])
+
+    def _op_Identity(self, n, a) -> None:
+        if n.input[0] in self.const:
+            self.const[n.output[0]] = self.const[n.input[0]]
+        else:
+            self.producer[n.output[0]] = self._src(n, n.input[0])
+
+    _op_Dropout = _op_Identity
+
+    def _op_Conv(self, n, a) -> None:
+        w = self.const.get(n.input[1])
+        if w is None or w.ndim != 4:
+            raise self._err(n, "needs a constant 4-D weight (2-D convolution)")
+        b = self.const.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        groups = int(a.get("group", 1))
+        m = nn.Conv2d(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]), tuple(a.get("strides", [1, 1])),
+                      self._pads(n, a), tuple(a.get("dilations", [1, 1])), groups, bias=b is not None)
+        m.weight.data = torch.as_tensor(w.astype(np.float32))
+        if b is not None:
+            m.bias.data = torch.as_tensor(b.astype(np.float32))
+        self._add(n, "conv", m, [self._src(n, n.input[0])])
+
+    def _linear(self, n, w_in_out: np.ndarray, bias: np.ndarray | None) -> None:
+        m = nn.Linear(w_in_out.shape[0], w_in_out.shape[1], bias=bias is not None)
+        m.weight.data = torch.as_tensor(np.ascontiguousarray(w_in_out.T).astype(np.float32))
+        if bias is not None:
+            m.bias.data = torch.as_tensor(np.broadcast_to(bias, (w_in_out.shape[1],)).astype(np.float32).copy())
+        self._add(n, "fc", m, [self._src(n, n.input[0])])
+
+    def _op_Gemm(self, n, a) -> None:
+        if a.get("transA", 0):
+            raise self._err(n, "transA = 1 is not supported")
+        b = self.const.get(n.input[1])
+        if b is None or b.ndim != 2:
+            raise self._err(n, "needs a constant 2-D weight B")
+        w = (b.T if a.get("transB", 0) else b) * float(a.get("alpha", 1.0))
+        c = self.const.get(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+        self._linear(n, w, None if c is None else c * float(a.get("beta", 1.0)))
+
+    def _op_MatMul(self, n, a) -> None:
+        b = self.const.get(n.input[1])
+        if b is None or b.ndim != 2:
+            raise self._err(n, "needs a constant 2-D right-hand side (activation @ weight)")
+        self._linear(n, b, None)
+
+    def _op_Add(self, n, a) -> None:
+        consts = [t for t in n.input if t in self.const]
+        if len(consts) == 2:
+            self.const[n.output[0]] = self.const[n.input[0]] + self.const[n.input[1]]
+            return
+        if len(consts) == 1:  # a bias: fold into the conv/linear that produced the other input
+            other = n.input[1] if n.input[0] in self.const else n.input[0]
+            layer = self._single_consumer_layer(other)
+            if layer is None:
+                raise self._err(n, "adding a constant is supported only as the bias of a Conv/Gemm/MatMul")
+            m = self.nodes[layer][0]
+            c = np.asarray(self.const[consts[0]], dtype=np.float32)
+            n_out = m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+            try:
+                c = np.broadcast_to(c.reshape(-1) if c.size == n_out else c, (n_out,)).copy()
+            except ValueError:
+                raise self._err(n, f"a constant of shape {c.shape} is not a per-channel bias") from None
+            if m.bias is None:
+                m.bias = nn.Parameter(torch.zeros(n_out))
+            m.bias.data += torch.as_tensor(c)
+            self.producer[n.output[0]] = layer
+            return
+        srcs = [self._src(n, t) for t in n.input]
+        self._add(n, "add", nn.Identity(), srcs)  # a junction: NIR and GraphNetwork sum the inputs
+
+    def _op_Relu(self, n, a) -> None:
+        self._add(n, "sn", None, [self._src(n, n.input[0])])
+
+    def _pool_args(self, n, a) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        if a.get("ceil_mode", 0):
+            raise self._err(n, "ceil_mode = 1 is not supported")
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            raise self._err(n, "dilated pooling is not supported")
+        k = tuple(int(v) for v in a["kernel_shape"])
+        return k, tuple(int(v) for v in a.get("strides", k)), self._pads(n, a)
+
+    def _op_AveragePool(self, n, a) -> None:
+        k, s, p = self._pool_args(n, a)
+        m = nn.AvgPool2d(k, s, p, count_include_pad=bool(a.get("count_include_pad", 0)))
+        self._add(n, "pool", m, [self._src(n, n.input[0])])
+
+    def _op_GlobalAveragePool(self, n, a) -> None:
+        src = self._src(n, n.input[0])
+        self._add(n, "pool", nn.AvgPool2d(self.shapes[src][1:]), [src])
+
+    def _op_MaxPool(self, n, a) -> None:
+        if len(n.output) > 1 and n.output[1]:
+            raise self._err(n, "MaxPool with indices output is not supported")
+        k, s, p = self._pool_args(n, a)
+        self._add(n, "pool", nn.MaxPool2d(k, s, p), [self._src(n, n.input[0])])
+        self.log.append(f"{n.name or n.op_type}: max pooling kept (runs in torch/ONNX; NIR targets refuse it)")
+
+    def _op_BatchNormalization(self, n, a) -> None:
+        scale, bias, mean, var = (self.const.get(t) for t in n.input[1:5])
+        if any(v is None for v in (scale, bias, mean, var)):
+            raise self._err(n, "needs constant scale, bias, mean and variance (inference mode)")
+        src = self._src(n, n.input[0])
+        bn: nn.Module = nn.BatchNorm2d(len(scale)) if len(self.shapes[src]) == 3 else nn.BatchNorm1d(len(scale))
+        bn.eps = float(a.get("epsilon", 1e-5))
+        for attr, v in (("weight", scale), ("bias", bias), ("running_mean", mean), ("running_var", var)):
+            getattr(bn, attr).data = torch.tensor(np.array(v, dtype=np.float32))
+        bn.eval()
+        layer = self._single_consumer_layer(n.input[0])
+        if layer is not None:
+            self.nodes[layer] = (fold_bn_into(self.nodes[layer][0], bn), self.nodes[layer][1])
+            self.producer[n.output[0]] = layer
+            self.log.append(f"{n.name or 'BatchNormalization'}: folded into {layer}")
+            return
+        self._add(n, "bn", bn, [src])
+        self.log.append(f"{n.name or 'BatchNormalization'}: kept as BatchNorm (no conv/linear before it)")
+
+    def _op_Flatten(self, n, a) -> None:
+        axis = int(a.get("axis", 1))
+        if axis != 1:
+            raise self._err(n, f"axis = {axis}: only flattening everything after the batch dimension is supported")
+        self._add(n, "flatten", nn.Flatten(), [self._src(n, n.input[0])])
+
+    def _op_Reshape(self, n, a) -> None:
+        src = self._src(n, n.input[0])
+        target = self.const.get(n.input[1])
+        size = int(np.prod(self.shapes[src]))
+        ok = target is not None and target.ndim == 1 and len(target) == 2 and (
+            (int(target[0]) in (0, -1) and int(target[1]) in (-1, size)) or int(target[1]) == size)
+        if not ok:
+            raise self._err(n, f"only a reshape to [batch, -1] (a flatten) is supported, got {target}")
+        self._add(n, "flatten", nn.Flatten(), [src])
+
+
+def read_onnx(path: str | Path) -> OnnxModel:
+    """Read an ANN from an ONNX file; IRError / UnsupportedLayerError naming the file and the node."""
+    model = _Reader(Path(path)).run()
+    for line in model.log:
+        log.info("%s: %s", path, line)
+    return model
+
+
+# ------------------------------------------------------------------------------------------ building
+class AnnGraph(nn.ModuleDict):
+    """The ANN twin of a graph with branches: nodes run in order, several inputs are summed.
+
+    It is a ``ModuleDict`` so its parameter names equal the SNN's ``layers`` names.
+    """
+
+    def __init__(self, nodes: list[tuple[str, nn.Module]], preds: dict[str, list[str]], outputs: list[str]) -> None:
+        super().__init__(OrderedDict(nodes))
+        self.preds = preds
+        self.outputs = outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        vals = {"input": x}
+        for name, m in self.items():
+            ins = [vals[p] for p in self.preds[name]]
+            vals[name] = m(ins[0] if len(ins) == 1 else torch.stack(ins).sum(0))
+        outs = [vals[o] for o in self.outputs]
+        return outs[0] if len(outs) == 1 else torch.stack(outs).sum(0)
+
+
+def build_ann(model: OnnxModel) -> nn.Module:
+    """The ANN twin: ``nn.Sequential`` for a chain, :class:`AnnGraph` otherwise (ReLU in neuron slots)."""
+    mods = [(n, copy.deepcopy(m) if m is not None else nn.ReLU()) for n, m, _ in model.nodes]
+    if model.is_chain:
+        return nn.Sequential(OrderedDict(mods))
+    return AnnGraph(mods, {n: ins for n, _, ins in model.nodes}, model.outputs)
+
+
+def build_snn(model: OnnxModel, neuron: NeuronSpec | None = None, surrogate=None, timesteps: int = 8,
+              encoding: str = "direct") -> SpikingNetwork | GraphNetwork:
+    """The SNN with the ANN twin's layer names: a :class:`SpikingNeuron` in every ReLU slot."""
+    neuron = neuron or NeuronSpec()
+    mods = [(n, copy.deepcopy(m) if m is not None else SpikingNeuron(neuron, surrogate)) for n, m, _ in model.nodes]
+    if model.is_chain:
+        return SpikingNetwork(mods, timesteps, encoding, "sum", model.input_shape)
+    edges = [(p, n) for n, _, ins in model.nodes for p in ins] + [(o, "output") for o in model.outputs]
+    return GraphNetwork(mods, edges, "input", "output", timesteps, encoding, "sum", model.input_shape, model.source)
+
+
+def onnx_networks(path: str | Path, recipe) -> tuple[nn.Module, SpikingNetwork | GraphNetwork]:
+    """The ONNX model's ANN twin (with its weights) and the matching SNN for ``recipe`` (weights copied
+    from the ANN, thresholds still 1.0). Rebuild the architecture with this before loading an SNN
+    checkpoint of a converted ONNX model."""
+    from ..snn.models import neuron_spec
+    from ..snn.surrogate import make_surrogate
+    from ..train import copy_ann_weights
+
+    model = read_onnx(path)
+    ann = build_ann(model).eval()
+    snn = build_snn(model, neuron_spec(recipe.model), make_surrogate(recipe.model.surrogate, recipe.model.surrogate_scale),
+                    recipe.timesteps, recipe.data.encoding)
+    copy_ann_weights(ann, snn)
+    return ann, snn
+
+
+def convert_onnx(path: str | Path, recipe, data=None, finetune: bool = True,
+                 progress: bool = False) -> tuple[nn.Module, SpikingNetwork | GraphNetwork]:
+    """``neurodeploy convert model.onnx --recipe R``: ONNX ANN -> our ANN twin -> converted SNN.
+
+    The SNN takes the recipe's neuron (leak, reset, surrogate), time steps and coding; thresholds are
+    initialised from the training data (``train.convert``: percentile, scale, batches; DIET-SNN /
+    HIRE-SNN §4); with ``finetune`` and ``train.snn.epochs > 0`` it is then trained with
+    ``train.snn.method`` (BPTT or HIRE-SNN). ``data`` defaults to the recipe's dataset.
+    """
+    from ..data import load_dataset
+    from ..train import convert
+    from ..train.run import train_snn
+
+    ann, snn = onnx_networks(path, recipe)
+    data = data if data is not None else load_dataset(recipe.data, recipe.seed)
+    if tuple(data.input_shape) != tuple(snn.input_shape):
+        raise IRError(f"{path}: the model takes inputs of shape {tuple(snn.input_shape)}, the dataset "
+                      f"{recipe.data.name!r} has {tuple(data.input_shape)}")
+    with torch.no_grad():
+        n_out = ann(torch.zeros(1, *data.input_shape)).shape[1]
+    if n_out != data.num_classes:
+        raise IRError(f"{path}: the model has {n_out} outputs, the dataset {data.num_classes} classes")
+    c = recipe.train.convert
+    n = max(1, c.batches) * recipe.data.batch_size
+    thresholds = convert(ann, snn, data.x_train[:n].float(), c.percentile, c.scale)
+    log.info("%s: thresholds initialised %s", path, {k: round(v, 4) for k, v in thresholds.items()})
+    if finetune and recipe.train.snn.epochs > 0:
+        acc = train_snn(snn, data, recipe.train.snn, recipe.data.batch_size, recipe.seed, progress)
+        log.info("%s: fine-tuned SNN test accuracy %.4f", path, acc)
+    snn.eval()
+    return ann, snn
+
+
+# ------------------------------------------------------------------------------------------ writing
+class UnrolledSNN(nn.Module):
+    """The SNN as one feed-forward function of its input: all T steps unrolled.
+
+    Returns the logits (the readout summed over T) and, with ``spikes``, each neuron layer's
+    spikes per sample ``[B]`` in the order of ``neuron_names``. A rate-coded network takes the
+    already encoded input ``[B, T, ...]`` (random sampling is not exported).
+    """
+
+    def __init__(self, snn: nn.Module, spikes: bool = True) -> None:
+        super().__init__()
+        self.snn = snn
+        self.spikes = spikes
+        self.neuron_names = [n for n, _ in snn.neurons()] if spikes else []
+
+    def forward(self, x: torch.Tensor):
+        net = self.snn
+        was_enc, was_rec = net.encoding, net.record
+        net.encoding = "events" if was_enc == "rate" else was_enc
+        net.record = self.spikes
+        try:
+            logits = net(x)
+            counts = [net.spike_counts[n] for n in self.neuron_names]
+        finally:
+            net.encoding, net.record = was_enc, was_rec
+        return (logits, *counts) if self.spikes else logits
+
+
+def _export(module: nn.Module, example: torch.Tensor, path: str | Path | io.BytesIO, outputs: list[str]) -> None:
+    module.eval()
+    dyn = {"input": {0: "batch"}, **{o: {0: "batch"} for o in outputs}}
+    with torch.no_grad():
+        torch.onnx.export(module, (example,), path, dynamo=False, opset_version=OPSET, input_names=["input"],
+                          output_names=outputs, dynamic_axes=dyn)
+
+
+def export_ann_onnx(ann: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> None:
+    """Write the ANN twin to ONNX (input ``[batch, *input_shape]``, output ``logits``)."""
+    from ..util import atomic_path
+
+    was = ann.training
+    with atomic_path(path) as tmp:
+        _export(ann, torch.zeros(2, *input_shape), str(tmp), ["logits"])
+    ann.train(was)
+
+
+def snn_onnx_bytes(snn: nn.Module, spikes: bool = True) -> tuple[bytes, list[str]]:
+    """The unrolled SNN as ONNX bytes and its output names (``logits``, then ``spikes:<neuron>``)."""
+    wrapper = UnrolledSNN(snn, spikes)
+    outputs = ["logits"] + [f"spikes:{n}" for n in wrapper.neuron_names]
+    shape = tuple(snn.input_shape)
+    seq = snn.encoding in ("rate", "events")
+    example = torch.zeros(2, snn.timesteps, *shape) if seq else torch.zeros(2, *shape)
+    was = snn.training
+    buf = io.BytesIO()
+    try:
+        _export(wrapper, example, buf, outputs)
+    finally:
+        snn.train(was)
+    return buf.getvalue(), outputs
+
+
+def export_snn_onnx(snn: nn.Module, path: str | Path, spikes: bool = True) -> list[str]:
+    """Write the SNN unrolled over its T steps to ONNX; returns the output names."""
+    from ..util import atomic_path
+
+    data, outputs = snn_onnx_bytes(snn, spikes)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return outputs
+
+
+
+def convert_onnx_to_folder(path: str | Path, recipe, out: str | Path, finetune: bool = True,
+                           progress: bool = False, data=None) -> dict[str, Any]:
+    """:func:`convert_onnx`, then write ``ann.safetensors``, ``snn.safetensors``, ``snn.onnx`` (unrolled
+    over T) and, when the network has a NIR form (no max pooling), ``model.nir`` into ``out``.
+
+    Returns a summary: test accuracies of the ANN twin and the SNN, the files written and, when
+    NIR export was refused, why. The checkpoints' info names the ONNX source, so the architecture
+    is rebuilt with :func:`onnx_networks` before loading them.
+    """
+    from ..data import load_dataset
+    from ..train import save_checkpoint
+    from ..train.common import accuracy
+    from .metadata import DeployMeta
+    from .to_nir import to_nir, write_nir
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = data if data is not None else load_dataset(recipe.data, recipe.seed)
+    ann, snn = convert_onnx(path, recipe, data, finetune, progress)
+    info = {"source_onnx": str(Path(path).resolve()), "recipe": recipe.name}
+    summary: dict[str, Any] = {"source": str(path), "files": []}
+    summary["ann_accuracy"] = accuracy(ann, data.x_test, data.y_test) if recipe.data.encoding != "events" else None
+    summary["snn_accuracy"] = accuracy(snn, data.x_test, data.y_test)
+    save_checkpoint(ann, out / "ann.safetensors", {**info, "stage": "ann"})
+    save_checkpoint(snn, out / "snn.safetensors", {**info, "stage": "snn", "test_accuracy": summary["snn_accuracy"]})
+    export_snn_onnx(snn, out / "snn.onnx")
+    summary["files"] += ["ann.safetensors", "snn.safetensors", "snn.onnx"]
+    meta = DeployMeta(timesteps=snn.timesteps, encoding=snn.encoding, input_shape=list(snn.input_shape))
+    try:
+        write_nir(to_nir(snn, meta), out / "model.nir")
+        summary["files"].append("model.nir")
+    except UnsupportedLayerError as e:
+        summary["nir_refused"] = str(e)
+        log.warning("%s: no model.nir: %s", path, e)
+    return summary
