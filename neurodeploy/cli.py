@@ -66,15 +66,67 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 def cmd_attack(a: argparse.Namespace) -> int:
     from .pipeline import attack_stage, load_run
 
-    report = attack_stage(load_run(a.run_dir), progress=not a.quiet)
-    for attack, r in report.get("robustness", {}).get("source", {}).items():
-        if isinstance(r, dict) and "accuracy" in r:
-            print(f"source {attack}: accuracy {r['accuracy']:.4f}")
+    report = attack_stage(load_run(a.run_dir), _targets(a.target), progress=not a.quiet)
+    rob = report.get("robustness", {})
+    for side, entries in rob.items():
+        if side in ("sweeps", "checklist", "sparsity", "pooling", "seconds") or not isinstance(entries, dict):
+            continue
+        for attack, r in entries.items():
+            if isinstance(r, dict) and "accuracy" in r:
+                print(f"{side} {attack}: accuracy {r['accuracy']:.4f}")
+    return 0
+
+
+def cmd_energy(a: argparse.Namespace) -> int:
+    from .measure.stage import energy_table
+    from .pipeline import energy_stage, load_run
+
+    run = load_run(a.run_dir)
+    report = run.report()
+    if "energy" not in report or a.recompute:
+        report = energy_stage(run)
+    print(energy_table(report))
+    return 0
+
+
+def cmd_import(a: argparse.Namespace) -> int:
+    from .ir.importer import import_nir
+
+    shape = tuple(int(v) for v in a.input_shape.split(",")) if a.input_shape else None
+    _, _, _, lines = import_nir(a.model, a.dt, a.timesteps, a.encoding, convention=a.convention, reset=a.reset,
+                                input_shape=shape, out=a.out)
+    print("\n".join(lines))
+    print(f"wrote {Path(a.out) / 'model.nir'}")
+    return 0
+
+
+def cmd_convert(a: argparse.Namespace) -> int:
+    from .ir.onnx_io import convert_onnx_to_folder
+    from .recipe import load_recipe
+
+    s = convert_onnx_to_folder(a.model, load_recipe(a.recipe), a.out, finetune=not a.no_finetune, progress=not a.quiet)
+    ann = "n/a" if s["ann_accuracy"] is None else f"{s['ann_accuracy']:.4f}"
+    print(f"ANN twin accuracy {ann} | SNN accuracy {s['snn_accuracy']:.4f}")
+    if "nir_refused" in s:
+        print(f"no model.nir: {s['nir_refused']}")
+    print(f"wrote {', '.join(str(Path(a.out) / f) for f in s['files'])}")
+    return 0
+
+
+def cmd_export_onnx(a: argparse.Namespace) -> int:
+    from .ir.onnx_io import export_ann_onnx, export_snn_onnx
+    from .pipeline import load_run
+
+    run = load_run(a.run_dir)
+    export_snn_onnx(run.model, run.dir / "snn.onnx")
+    export_ann_onnx(run.ann, tuple(run.model.input_shape), run.dir / "ann.onnx")
+    print(f"wrote {run.dir / 'snn.onnx'} and {run.dir / 'ann.onnx'}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="neurodeploy", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="neurodeploy", description="How much accuracy, energy and robustness of a "
+                                "spiking network survive deployment to neuromorphic targets.")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     sub = p.add_subparsers(dest="command", required=True)
@@ -103,8 +155,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("attack", help="attack the source (and targets) of a run")
     s.add_argument("run_dir")
-    s.add_argument("--target", help="comma-separated targets to attack as well")
+    s.add_argument("--target", help="comma-separated targets to attack (default: every simulated target)")
     s.set_defaults(fn=cmd_attack)
+
+    s = sub.add_parser("energy", help="print the energy table of a run (ANN, SNN eq. 7/8, each chip)")
+    s.add_argument("run_dir")
+    s.add_argument("--recompute", action="store_true", help="recount from the run's artifacts first")
+    s.set_defaults(fn=cmd_energy)
+
+    s = sub.add_parser("import", help="import a NIR graph from another framework into RUN_DIR/model.nir")
+    s.add_argument("model", help="a .nir file (sinabs, snnTorch, Norse, hand-made)")
+    s.add_argument("--out", required=True, help="run folder to write model.nir into")
+    s.add_argument("--dt", type=float, help="time step for the continuous-time parameters (default 1.0)")
+    s.add_argument("--timesteps", type=int, help="time steps per sample (default 8)")
+    s.add_argument("--encoding", choices=("direct", "rate", "events"), help="input coding (default direct)")
+    s.add_argument("--convention", choices=("nir", "sinabs"), default="nir",
+                   help="nir: forward Euler (snnTorch, Norse); sinabs: exp decay, reset by subtraction")
+    s.add_argument("--reset", choices=("zero", "subtract"), help="override every spiking node's reset")
+    s.add_argument("--input-shape", help="override the input shape, e.g. 1,8,8")
+    s.set_defaults(fn=cmd_import)
+
+    s = sub.add_parser("convert", help="ONNX ANN -> our ANN twin -> converted (and fine-tuned) SNN")
+    s.add_argument("model", help="an ONNX file")
+    s.add_argument("--recipe", required=True, help="recipe file or name (data, neuron, T, conversion, fine-tuning)")
+    s.add_argument("--out", required=True, help="folder for the checkpoints, snn.onnx and model.nir")
+    s.add_argument("--no-finetune", action="store_true", help="stop after threshold initialisation")
+    s.set_defaults(fn=cmd_convert)
+
+    s = sub.add_parser("export-onnx", help="write RUN_DIR/ann.onnx and RUN_DIR/snn.onnx (SNN unrolled over T)")
+    s.add_argument("run_dir")
+    s.set_defaults(fn=cmd_export_onnx)
     return p
 
 

@@ -12,6 +12,7 @@ Each stage reads the previous stage's artifact in the run folder, so any stage c
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import time
@@ -24,17 +25,16 @@ import torch
 from .data import Dataset, load_dataset
 from .errors import NeurodeployError, RecipeError
 from .ir import DeployMeta, read_nir, to_nir, write_nir
-from .measure.summary import energy_section, layer_table
-from .measure.ops import exact_synops
+from .measure.summary import layer_table
 from .recipe import Recipe, load_profile, load_recipe, resolve_recipe_path
 from .report import read_report, render_markdown, write_report
 from .report.schema import SCHEMA_VERSION
 from .snn import create_ann, create_snn
 from .snn.network import SpikingNetwork
-from .targets import get_target
-from .train import convert, load_checkpoint, save_checkpoint, train_ann
+from .targets import Outputs, get_target
+from .train import load_checkpoint, save_checkpoint
 from .train.common import accuracy
-from .util import seed_everything, write_text_atomic
+from .util import atomic_path, seed_everything, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -139,30 +139,43 @@ def prepare_run_dir(recipe_path: str | Path, run_dir: str | Path, force: bool = 
 
 # ------------------------------------------------------------------ stages
 def train_stage(run: Run, progress: bool = True) -> None:
-    """ANN training, conversion (threshold initialisation), SNN fine-tuning; checkpoints."""
-    r = run.recipe
-    snn_path, ann_path = run.dir / "snn.safetensors", run.dir / "ann.safetensors"
-    if snn_path.is_file() and ann_path.is_file():
-        log.info("train: checkpoints exist, skipping (delete them or use --force to retrain)")
-        return
-    seed_everything(r.seed)
-    data = run.data
-    ann, snn = run.new_ann(), run.new_snn()
-    t0 = time.time()
-    ann_acc = train_ann(ann, data, r.train.ann, r.data.batch_size, r.seed, progress)
-    save_checkpoint(ann, ann_path, {"stage": "ann", "recipe": run.digest, "test_accuracy": ann_acc})
-    g = torch.Generator().manual_seed(r.seed)
-    idx = torch.randperm(len(data.x_train), generator=g)[: r.data.batch_size * max(1, r.train.convert.batches) * 4]
-    thresholds = convert(ann, snn, data.x_train[idx], r.train.convert.percentile, r.train.convert.scale)
-    conv_acc = accuracy(snn, data.x_test, data.y_test)
-    log.info("converted SNN accuracy %.4f, thresholds %s", conv_acc, thresholds)
-    from .train import train_snn
+    """ANN training, conversion (threshold initialisation), SNN training (BPTT or HIRE-SNN).
 
-    snn_acc = train_snn(snn, data, r.train.snn, r.data.batch_size, r.seed, progress)
-    save_checkpoint(snn, snn_path, {"stage": "snn", "recipe": run.digest, "test_accuracy": snn_acc,
-                                    "converted_accuracy": conv_acc, "thresholds": thresholds,
-                                    "seconds": time.time() - t0})
+    Resumable: per-epoch training state lives in the run folder, so an interrupted training goes
+    on from its last completed epoch; finished checkpoints are never retrained.
+    """
+    from .train.run import train_recipe
+
+    snn_path, ann_path = run.dir / "snn.safetensors", run.dir / "ann.safetensors"
+    if snn_path.is_file():
+        log.info("train: %s exists, skipping (use --force to retrain)", snn_path)
+        return
+    t0 = time.time()
+    res = train_recipe(run.recipe, run.data, out_dir=run.dir, progress=progress)
+    info = {"recipe": run.digest, "converted_accuracy": res.converted_accuracy, "thresholds": res.thresholds}
+    if res.ann is not None:
+        save_checkpoint(res.ann, ann_path, {"stage": "ann", "recipe": run.digest, "test_accuracy": res.ann_accuracy})
+    save_checkpoint(res.snn, snn_path, {"stage": "snn", "test_accuracy": res.snn_accuracy,
+                                        "seconds": time.time() - t0, **info})
+    for state in ("ann.state.safetensors", "snn.state.safetensors"):
+        (run.dir / state).unlink(missing_ok=True)
     run._model = run._ann = None
+
+
+def surrogate_model(run: Run, progress: bool = True) -> torch.nn.Module:
+    """The black-box attacker's model: the same recipe trained with seed + 1 (HIRE-SNN §5)."""
+    from .train.run import train_recipe
+
+    path = run.dir / "surrogate.safetensors"
+    model = run.new_snn()
+    if not path.is_file():
+        res = train_recipe(run.recipe, run.data, out_dir=run.dir / "surrogate", seed=run.recipe.seed + 1,
+                           progress=progress)
+        save_checkpoint(res.snn, path, {"stage": "surrogate", "seed": run.recipe.seed + 1,
+                                        "test_accuracy": res.snn_accuracy})
+        shutil.rmtree(run.dir / "surrogate", ignore_errors=True)
+    load_checkpoint(model, path)
+    return model.eval()
 
 
 def export_stage(run: Run) -> Path:
@@ -175,34 +188,21 @@ def export_stage(run: Run) -> Path:
     return run.nir_path
 
 
-def _evaluate(net: SpikingNetwork, x: torch.Tensor, batch_size: int = 256):
-    """Predictions, per-layer spikes and exact synops per sample of a network on x."""
-    preds, spikes, synops = [], {}, {}
-    net.eval()
-    net.record = True
-    try:
-        with torch.no_grad():
-            for i in range(0, len(x), batch_size):
-                out = net(x[i:i + batch_size])
-                preds.append(out.argmax(1).numpy())
-                for k, v in net.spike_counts.items():
-                    spikes.setdefault(k, []).append(v.numpy())
-                for k, v in exact_synops(net, net.spike_maps).items():
-                    synops.setdefault(k, []).append(v.numpy())
-    finally:
-        net.record = False
-    cat = lambda d: {k: np.concatenate(v) for k, v in d.items()}  # noqa: E731
-    return np.concatenate(preds), cat(spikes), cat(synops)
+def source_predictions(run: Run, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return torch.cat([run.model(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)]).numpy()
 
 
 def source_stage(run: Run) -> dict[str, Any]:
     """Evaluate the source SNN and its ANN twin on the test set; activity, operations, energy."""
+    from .measure.stage import measure_report, source_spike_maps
+
     r = run.recipe
     x, y = run.test_data()
     seed_everything(r.seed)
-    preds, spikes, synops = _evaluate(run.model, x)
-    rows = layer_table(run.model, spikes, synops)
-    profile = load_profile("cmos45nm")
+    preds = source_predictions(run, x)
+    counts, maps = source_spike_maps(run.model, x)
+    section = measure_report(run.model, counts, spike_maps=maps)
     report = run.report()
     report.update({
         "schema_version": SCHEMA_VERSION,
@@ -212,21 +212,68 @@ def source_stage(run: Run) -> dict[str, Any]:
         "encoding": r.data.encoding,
         "dataset": {"name": run.data.name, "n_train": len(run.data.x_train), "n_test": len(x)},
     })
+    has_ann = (run.dir / "ann.safetensors").is_file()
     report["source"] = {
         "clean_accuracy": float((preds == y.numpy()).mean()),
-        "ann_clean_accuracy": accuracy(run.ann, x, y),
-        "layers": rows,
-        "energy": energy_section(rows, profile, direct_input=r.data.encoding == "direct"),
-        "predictions_sha": hashlib.sha256(preds.astype(np.int64).tobytes()).hexdigest()[:16],
+        "ann_clean_accuracy": accuracy(run.ann, x, y) if has_ann else None,
+        "layers": section["layers"],
+        "energy": section["by_profile"],
     }
+    report["energy"] = section
     run.save_report(report)
-    run._source_predictions = preds  # type: ignore[attr-defined]
     return report
 
 
-def source_predictions(run: Run, x: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return torch.cat([run.model(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)]).numpy()
+# ------------------------------------------------------------------ targets
+OUTPUTS_DIR = "outputs"
+
+
+def save_outputs(run: Run, name: str, out: Outputs) -> None:
+    """Persist a target's Outputs (npz, no pickle) so later stages can read them alone."""
+    arrays: dict[str, np.ndarray] = {"predictions": np.asarray(out.predictions)}
+    if out.logits is not None:
+        arrays["logits"] = np.asarray(out.logits)
+    for prefix, d in (("spikes", out.layer_spikes), ("synops", out.synops), ("updates", out.neuron_updates)):
+        for k, v in d.items():
+            arrays[f"{prefix}/{k}"] = np.asarray(v)
+    arrays["info"] = np.array(json.dumps(_jsonable(out.info)))
+    path = run.dir / OUTPUTS_DIR / f"{name}.npz"
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+
+def load_outputs(run: Run, name: str) -> Outputs | None:
+    path = run.dir / OUTPUTS_DIR / f"{name}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise NeurodeployError(f"{path}: unreadable target outputs ({e}); rerun `neurodeploy simulate`") from None
+    pick = lambda p: {k.split("/", 1)[1]: v for k, v in d.items() if k.startswith(p + "/")}  # noqa: E731
+    return Outputs(d["predictions"], d.get("logits"), pick("spikes"), pick("synops"), pick("updates"),
+                   json.loads(str(d["info"])) if "info" in d else {})
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.generic,)):
+        return o.item()
+    if isinstance(o, (str, int, float, bool)) or o is None:
+        return o
+    return str(o)
+
+
+def deploy_options(run: Run) -> dict[str, Any]:
+    d = run.recipe.deploy
+    return {"input_spikes": d.input_spikes, "timeout_s": d.timeout_s, "seed": run.recipe.seed}
 
 
 def simulate_stage(run: Run, targets: list[str], progress: bool = True) -> dict[str, Any]:
@@ -238,61 +285,124 @@ def simulate_stage(run: Run, targets: list[str], progress: bool = True) -> dict[
         raise NeurodeployError(f"{run.nir_path}: has no neurodeploy metadata; re-export it with `neurodeploy export`")
     x, y = run.samples(r.deploy.max_samples)
     src_pred = source_predictions(run, x)
-    report = run.report()
-    report.setdefault("targets", {})
-    options = {"input_spikes": r.deploy.input_spikes, "timeout_s": r.deploy.timeout_s, "seed": r.seed}
     for name, target in resolved.items():
         t0 = time.time()
-        dep = target.compile(graph, meta, None, options)
+        dep = target.compile(graph, meta, None, deploy_options(run))
         out = target.run(dep, x, progress=progress)
         seconds = time.time() - t0
-        net = run.model
-        rows = layer_table(net, out.layer_spikes, out.synops)
-        entry: dict[str, Any] = {
+        save_outputs(run, name, out)
+        report = run.report()
+        report.setdefault("targets", {})[name] = {
             "accuracy": float((out.predictions == y.numpy()).mean()),
             "agreement_with_source": float((out.predictions == src_pred).mean()),
             "n_samples": len(x),
             "seconds": seconds,
+            "profile": dep.profile.name if dep.profile is not None else None,
             "lowering": list(dep.lowering),
-            "layers": rows,
-            "info": dep.info | out.info,
+            "layers": layer_table(run.model, out.layer_spikes, out.synops or None),
+            "info": _jsonable({**dep.info, **out.info}),
         }
-        report["targets"][name] = entry
-        log.info("target %s: accuracy %.4f, agreement %.4f (%.1f s)", name, entry["accuracy"],
-                 entry["agreement_with_source"], seconds)
+        log.info("target %s: accuracy %.4f, agreement %.4f (%.1f s)", name, report["targets"][name]["accuracy"],
+                 report["targets"][name]["agreement_with_source"], seconds)
         run.save_report(report)
+    return energy_stage(run)
+
+
+def energy_stage(run: Run) -> dict[str, Any]:
+    """Energy of the ANN, the source SNN (eq. 7/8) and every simulated target (its profile)."""
+    from .measure.stage import measure_report, source_spike_maps
+
+    report = run.report()
+    if "source" not in report:
+        report = source_stage(run)
+    x, _ = run.test_data()
+    counts, maps = source_spike_maps(run.model, x)
+    outs, profiles = {}, {}
+    for name, entry in report.get("targets", {}).items():
+        out = load_outputs(run, name)
+        if out is None:
+            continue
+        outs[name] = out
+        if entry.get("profile"):
+            profiles[name] = load_profile(entry["profile"])
+    section = measure_report(run.model, counts, outs, profiles, spike_maps=maps)
+    report["energy"] = section
+    report["source"]["energy"] = section["by_profile"]
+    for name, t in section["targets"].items():
+        chip = t.get("chip")
+        report["targets"][name]["energy"] = {
+            "profile": t.get("profile"),
+            "chip_joules_per_sample": chip["joules_per_sample"] if chip else None,
+            "formula_joules_per_sample": {p: v["joules_per_sample"] for p, v in t["snn"].items()},
+        }
+    report["figures"] = sorted(set(report.get("figures", [])) | set(_energy_figures(run, section)))
+    run.save_report(report)
     return report
 
 
-def attack_stage(run: Run, progress: bool = True) -> dict[str, Any]:
-    """White-box FGSM and PGD on the source through the surrogate gradient over all T steps."""
-    from .attacks import FGSM, PGD, SourceEstimator
+def _energy_figures(run: Run, section: dict[str, Any]) -> list[str]:
+    from .report.figures_energy import save_energy_figures
+
+    paths = save_energy_figures(section, run.dir / "figures")
+    return [str(Path(p).relative_to(run.dir)) for p in paths]
+
+
+# ------------------------------------------------------------------ attacks
+ATTACK_STAND_INS = {"lava": "loihi-emu"}  # query attacks need many simulations: the bit-exact emulator
+
+
+def attack_stage(run: Run, targets: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Robustness on both sides: white-box, black-box, baselines, sweeps and audits on the source;
+    transfer and query-only attacks on each deployed target."""
+    from .attacks.stage import robustness_report, target_query_fn
+    from .report.figures_robustness import write_robustness_figures
 
     r, a = run.recipe, run.recipe.attack
-    x, y = run.test_data()
-    if a.max_samples:
-        x, y = x[: a.max_samples], y[: a.max_samples]
-    seed_everything(r.seed)
-    est = SourceEstimator(run.model)
     report = run.report()
-    rob = report.setdefault("robustness", {})
-    with torch.no_grad():
-        acc = lambda xa: float((torch.cat([run.model(xa[i:i + 256]).argmax(1) for i in range(0, len(xa), 256)])  # noqa: E731
-                                == y).float().mean())
-    x_fgsm = FGSM(a.epsilon).generate(est, x, y)
-    x_pgd = PGD(a.epsilon, a.step_size, a.steps, random_start=a.random_start, seed=r.seed).generate(est, x, y)
-    rob["source"] = {
-        "clean": {"accuracy": acc(x), "n_samples": len(x)},
-        "fgsm": {"epsilon": a.epsilon, "accuracy": acc(x_fgsm)},
-        "pgd": {"epsilon": a.epsilon, "step_size": a.step_size, "steps": a.steps, "accuracy": acc(x_pgd)},
-    }
+    targets = list(report.get("targets", {})) if targets is None else targets
+    x, y = run.test_data()
+    seed_everything(r.seed)
+    queries = {}
+    notes = {}
+    if targets:
+        graph, meta = read_nir(run.nir_path)
+        for name in targets:
+            used = ATTACK_STAND_INS.get(name, name)
+            target = get_target(used)
+            dep = target.compile(graph, meta, None, deploy_options(run))
+            queries[name] = target_query_fn(target, dep)
+            if used != name:
+                notes[name] = f"attacked through {used!r} (spike-exact stand-in for {name!r}; see its tests)"
+    surrogate = None
+    if a.blackbox == "seed":
+        surrogate = surrogate_model(run, progress)
+    elif (run.dir / "ann.safetensors").is_file():
+        surrogate = run.ann
+    rob = robustness_report(
+        run.model, x, y, a,
+        ann=run.ann if (run.dir / "ann.safetensors").is_file() else None,
+        surrogate_model=surrogate,
+        targets=queries,
+        n_classes=run.data.num_classes,
+        sweep_samples=a.sweep_samples,
+        query_budget=a.query_budget,
+        query_samples=a.query_samples,
+        target_max_samples={n: a.target_samples for n in queries} if a.target_samples else None,
+        seed=r.seed,
+        progress=progress,
+    )
+    for name, note in notes.items():
+        rob.setdefault(name, {})["note"] = note
+    report["robustness"] = rob
+    figs = write_robustness_figures(rob, run.dir / "figures")
+    report["figures"] = sorted(set(report.get("figures", [])) | {str(Path(p).relative_to(run.dir)) for p in figs})
     run.save_report(report)
     return report
 
 
 def run_all(recipe: str | Path, out: str | Path, targets: list[str] | None = None, force: bool = False,
             progress: bool = True) -> dict[str, Any]:
-    """The whole chain: train, export, source, simulate, attack, report."""
+    """The whole chain: train, export, source, simulate (+ energy), attack, report."""
     run = prepare_run_dir(recipe, out, force)
     targets = targets if targets is not None else list(run.recipe.deploy.targets)
     for t in targets:  # fail early on a typo, before any training
@@ -301,5 +411,5 @@ def run_all(recipe: str | Path, out: str | Path, targets: list[str] | None = Non
     export_stage(run)
     source_stage(run)
     simulate_stage(run, targets, progress)
-    attack_stage(run, progress)
+    attack_stage(run, targets, progress)
     return run.report()

@@ -28,10 +28,13 @@ TARGETS_DIR = PROJECT_ROOT / "targets"
 @dataclass
 class DataConfig:
     name: str = "digits"
-    encoding: str = "direct"  # direct | rate | events
+    encoding: str = "direct"  # direct | rate | poisson | events
     test_fraction: float = 0.2
     batch_size: int = 64
     path: str = ""  # local folder for datasets that are never downloaded
+    augment: bool = True  # training augmentation where the dataset defines one (CIFAR: crop + flip)
+    time_bins: int = 0  # frames per event sample; 0 = the recipe's timesteps
+    resolution: int = 0  # event data: sum events into resolution×resolution px; 0 = the sensor's size
 
 
 @dataclass
@@ -45,6 +48,7 @@ class ModelConfig:
     train_threshold: bool = True
     train_leak: bool = True
     pooling: str = "avg"  # avg | max (models that pool)
+    width: int = 1  # channel multiplier (models that have one)
     dropout: float = 0.0
 
 
@@ -60,6 +64,7 @@ class AnnTrainConfig:
 
 @dataclass
 class ConvertConfig:
+    enabled: bool = True  # false: no ANN stage, the SNN trains from scratch (SEW-ResNet)
     percentile: float = 99.7
     scale: float = 1.0
     batches: int = 1
@@ -94,6 +99,11 @@ class AttackConfig:
     steps: int = 7
     random_start: bool = False
     max_samples: int = 0  # 0 = the whole test set
+    sweep_samples: int = 200  # samples for the ε and K sweeps (0 = no sweeps)
+    query_samples: int = 100  # samples for the query-only attack on each target (0 = none)
+    query_budget: int = 200  # queries per sample for the query-only attack
+    target_samples: int = 0  # samples for transfer attacks on each target (0 = max_samples)
+    blackbox: str = "seed"  # surrogate for black-box attacks: seed (same net, seed + 1) | ann (the ANN twin)
 
 
 @dataclass
@@ -162,7 +172,7 @@ def _build(cls: type, data: Any, source: str, where: str) -> Any:
 
 
 _CHOICES = {
-    ("data", "encoding"): ("direct", "rate", "events"),
+    ("data", "encoding"): ("direct", "rate", "poisson", "events"),
     ("model", "neuron"): ("if", "lif"),
     ("model", "reset"): ("subtract", "zero"),
     ("model", "surrogate"): ("linear", "atan"),
@@ -170,6 +180,7 @@ _CHOICES = {
     ("train.snn", "method"): ("bptt", "hire"),
     ("train.snn", "noise"): ("crafted", "gaussian"),
     ("deploy", "input_spikes"): ("rate", "graded"),
+    ("attack", "blackbox"): ("seed", "ann"),
 }
 
 
@@ -190,12 +201,20 @@ def _validate(r: Recipe, source: str) -> None:
         raise RecipeError(f"{source}: model.leak must be in (0, 1], got {r.model.leak}")
     if r.train.snn.periods < 1:
         raise RecipeError(f"{source}: train.snn.periods must be >= 1")
+    if r.train.snn.periods > r.timesteps:
+        raise RecipeError(f"{source}: train.snn.periods = {r.train.snn.periods} > timesteps = {r.timesteps}; "
+                          "each HIRE-SNN period needs at least one time step")
+    if r.data.encoding == "events" and r.data.time_bins not in (0, r.timesteps):
+        raise RecipeError(f"{source}: data.time_bins = {r.data.time_bins} must equal timesteps = {r.timesteps} "
+                          "for event input (one frame per time step)")
 
 
 def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     """Build a :class:`Recipe` from a plain dict (as parsed from TOML), validating every key."""
     recipe = _build(Recipe, data, source, "")
     _validate(recipe, source)
+    if recipe.data.time_bins == 0:
+        recipe.data.time_bins = recipe.timesteps
     recipe.source_file = source
     return recipe
 

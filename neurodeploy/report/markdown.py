@@ -26,6 +26,51 @@ def _layers(rows: list[dict[str, Any]]) -> str:
     return _table(keys + extra, [[r.get(k) for k in keys + extra] for r in rows])
 
 
+def _acc(entry: Any) -> Any:
+    return entry.get("accuracy") if isinstance(entry, dict) else None
+
+
+def _robustness(rob: dict[str, Any]) -> list[str]:
+    """Source vs each target: clean, white-box, black-box/transfer and query-only accuracies."""
+    src = rob.get("source", {})
+    lines = ["## Robustness: before and after deployment", ""]
+    rows = [["source (white-box)", _acc(src.get("clean")), _acc(src.get("fgsm")), _acc(src.get("pgd")),
+             _acc(src.get("blackbox_fgsm")), _acc(src.get("blackbox_pgd")), _acc(src.get("gaussian")),
+             _acc(src.get("query")), (src.get("query") or {}).get("queries_mean")]]
+    ann = src.get("ann")
+    if isinstance(ann, dict):
+        rows.append(["ANN twin (white-box)", _acc(ann.get("clean")), _acc(ann.get("fgsm")), _acc(ann.get("pgd")),
+                     None, None, None, None, None])
+    for name, t in rob.items():
+        if name in ("source", "sweeps", "checklist", "sparsity", "pooling", "seconds") or not isinstance(t, dict):
+            continue
+        rows.append([f"target {name} (transfer)", _acc(t.get("clean")), _acc(t.get("transfer_fgsm")),
+                     _acc(t.get("transfer_pgd")), None, None, None, _acc(t.get("query")),
+                     (t.get("query") or {}).get("queries_mean")])
+    pgd = src.get("pgd", {})
+    lines += [f"ε = {_f(pgd.get('epsilon'))}, PGD α = {_f(pgd.get('step_size'))}, K = {pgd.get('steps')}; "
+              f"{src.get('clean', {}).get('samples', '?')} test samples. Targets get the source's adversarial images "
+              "(transfer) and a query-only Square attack on their own simulation.", ""]
+    lines += [_table(["model", "clean", "FGSM", "PGD", "black-box FGSM", "black-box PGD", "Gaussian", "query",
+                      "queries (mean)"], rows), ""]
+    for name, t in rob.items():
+        if isinstance(t, dict) and t.get("note"):
+            lines.append(f"- {name}: {t['note']}")
+    checklist = rob.get("checklist") or []
+    if checklist:
+        lines += ["", "Gradient-obfuscation checklist (Athalye et al. 2018; HIRE-SNN Table 4):", ""]
+        for item in checklist:
+            mark = {True: "pass", False: "FAIL", None: "n/a"}.get(item.get("passed"), "?")
+            lines.append(f"- ({item.get('item')}) {item.get('check')}: **{mark}** — {item.get('evidence')}")
+    sparsity = rob.get("sparsity")
+    if isinstance(sparsity, list) and sparsity and isinstance(sparsity[0], dict):
+        keys = [k for k in ("layer", "zero_fraction", "l2_norm") if k in sparsity[0]]
+        if keys:
+            lines += ["", "Input-gradient sparsity per layer (Luu et al. 2025):", "",
+                      _table(keys, [[r.get(k) for k in keys] for r in sparsity])]
+    return lines + [""]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """Render the report dict as Markdown (figures referenced from ``figures/``)."""
     src = report.get("source", {})
@@ -39,37 +84,30 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## Accuracy: source and targets",
         "",
     ]
-    rows = [["ANN (twin)", src.get("ann_clean_accuracy"), "–", "–"],
-            ["SNN (source, torch)", src.get("clean_accuracy"), 1.0, "–"]]
+    rows = [["ANN (twin)", src.get("ann_clean_accuracy"), "–", ds.get("n_test")],
+            ["SNN (source, torch)", src.get("clean_accuracy"), 1.0, ds.get("n_test")]]
     for name, t in report.get("targets", {}).items():
         rows.append([f"target: {name}", t.get("accuracy"), t.get("agreement_with_source"), t.get("n_samples")])
     lines += [_table(["model", "accuracy", "agreement with source", "samples"], rows), ""]
     lines += ["## Source SNN: spiking activity and operations per layer", "", _layers(src.get("layers", [])), ""]
-    energy = src.get("energy", {})
-    if energy:
+    energy = report.get("energy")
+    if isinstance(energy, dict) and "ann" in energy:
+        from ..measure.stage import energy_table
+
+        lines += ["## Energy per sample", "", "```", energy_table(report), "```", ""]
+    elif src.get("energy"):
         lines += ["## Energy per sample", ""]
         erows = [[k, v.get("ann_joules_per_sample"), v.get("snn_joules_per_sample"), v.get("ann_over_snn"),
-                  v.get("equation", "")] for k, v in energy.items() if isinstance(v, dict)]
+                  v.get("equation", "")] for k, v in src["energy"].items() if isinstance(v, dict)]
         lines += [_table(["profile", "ANN (J)", "SNN (J)", "ANN / SNN", "how"], erows), ""]
     for name, t in report.get("targets", {}).items():
-        lines += [f"## Target `{name}`", "", "Lowering (every change the target made):", ""]
+        lines += [f"## Target `{name}`", "", f"Simulated {t.get('n_samples')} samples in {_f(t.get('seconds'), 3)} s. "
+                  "Lowering (every change the target made):", ""]
         lines += [f"- {line}" for line in t.get("lowering", [])] + [""]
         if t.get("layers"):
             lines += [_layers(t["layers"]), ""]
-        if t.get("energy"):
-            lines += ["Energy: " + ", ".join(f"{k} = {_f(v)}" for k, v in t["energy"].items()
-                                             if not isinstance(v, (dict, list))), ""]
-    rob = report.get("robustness", {})
-    if rob:
-        lines += ["## Robustness", ""]
-        rrows = []
-        for side, entries in rob.items():
-            if not isinstance(entries, dict):
-                continue
-            for attack, r in entries.items():
-                if isinstance(r, dict) and "accuracy" in r:
-                    rrows.append([side, attack, r.get("epsilon"), r.get("steps"), r.get("accuracy")])
-        lines += [_table(["model", "attack", "ε", "steps", "accuracy"], rrows), ""]
+    if report.get("robustness"):
+        lines += _robustness(report["robustness"])
     figs = report.get("figures", [])
     if figs:
         lines += ["## Figures", ""] + [f"![{f}]({f})" for f in figs] + [""]

@@ -90,6 +90,7 @@ _BUILTIN = {
     "lava": "neurodeploy.targets.lava:LavaTarget",
     "loihi-emu": "neurodeploy.targets.loihi_emu:LoihiEmuTarget",
     "speck": "neurodeploy.targets.speck:SpeckTarget",
+    "onnx": "neurodeploy.targets.onnx_target:OnnxTarget",
 }
 _REGISTRY: dict[str, type[Target]] = {}
 
