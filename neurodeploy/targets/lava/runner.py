@@ -1,0 +1,162 @@
+"""The child process that runs one Lava simulation: ``python -m neurodeploy.targets.lava.runner JOB_DIR``.
+
+It reads ``JOB_DIR/job.json`` and ``JOB_DIR/job.npz`` (written by :mod:`.target`), loads the netx
+file with ``netx.hdf5.Network(reset_interval=T, reset_offset=1, sparse_fc_layer=True)``, feeds all
+samples back to back from a :class:`SpikeSource`, attaches a :class:`LayerProbe` to every layer
+(the readout's probe listens to its synaptic input), runs ``Loihi2SimCfg(select_tag='fixed_pt')``
+and always stops the runtime. The probes write ``probe_<i>.npz``; this process writes
+``result.json`` and leaves with ``os._exit`` so no Lava atexit hook can hang it. Lava is imported
+here only (importing it sets the multiprocessing start method).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def sparse_netx_reader() -> None:
+    """Make netx keep 2-D weights sparse (value-identical; stock netx densifies them as int64).
+
+    netx reads every weight with ``h5py[...][()].astype(int)`` and runs ``optimize_weight_bits`` on
+    the dense matrix, then converts it to CSR for ``sparse_fc_layer=True``. With B block-diagonal
+    copies that is B² times the matrix (minutes and gigabytes). Here the weight is read by row
+    blocks into CSR, and ``optimize_weight_bits`` computes the same scale, exponent, bit count and
+    sign mode from the non-zero entries (plus the implicit zeros).
+    """
+    import numpy as np
+    from lava.lib.dl.netx import hdf5 as nx_hdf5
+    from lava.lib.dl.netx import utils as nx_utils
+    from scipy import sparse
+
+    orig_get = nx_utils.NetDict.__getitem__
+    orig_opt = nx_utils.optimize_weight_bits
+
+    def getitem(self, key):  # noqa: ANN001, ANN202
+        if key == "weight" and key in self.f and self.f[key].ndim == 2:
+            return _read_sparse(self.f[key])
+        if key == "messageBits" and key in self.f:  # stock NetDict would wrap the dataset
+            return int(self.f[key][()])
+        return orig_get(self, key)
+
+    def _read_sparse(ds):  # noqa: ANN001, ANN202
+        rows, cols, vals = [], [], []
+        if ds.chunks is not None:  # only the chunks that were written (the rest is the fill value 0)
+            for i in range(ds.id.get_num_chunks()):
+                r0, c0 = ds.id.get_chunk_info(i).chunk_offset
+                blk = ds[r0:r0 + ds.chunks[0], c0:c0 + ds.chunks[1]].astype(np.int64)
+                r, c = np.nonzero(blk)
+                rows.append(r + r0)
+                cols.append(c + c0)
+                vals.append(blk[r, c])
+        else:
+            step = max(1, (1 << 24) // max(1, ds.shape[1]))
+            for r0 in range(0, ds.shape[0], step):
+                blk = ds[r0:r0 + step].astype(np.int64)
+                r, c = np.nonzero(blk)
+                rows.append(r + r0)
+                cols.append(c)
+                vals.append(blk[r, c])
+        cat = (lambda a: np.concatenate(a) if a else np.zeros(0, np.int64))  # noqa: E731
+        return sparse.csr_matrix((cat(vals), (cat(rows), cat(cols))), shape=ds.shape)
+
+    def optimize(weight):  # noqa: ANN001, ANN202
+        if not sparse.issparse(weight):
+            return orig_opt(weight)
+        w = weight.tocsr().astype(np.int64)
+        w.sum_duplicates()
+        data = w.data
+        has_zero = w.nnz < w.shape[0] * w.shape[1]
+        vals = np.concatenate([data, [0]]) if has_zero or not data.size else data
+        max_weight, min_weight = vals.max(), vals.min()
+        if (max_weight > 254 and min_weight < 0) or (min_weight < -256 and max_weight > 0):
+            data = np.clip(data, -256, 254)
+            vals = np.clip(vals, -256, 254)
+            max_weight, min_weight = vals.max(), vals.min()
+        if max_weight < 0:
+            sign_mode, is_signed, scale = nx_utils.SYNAPSE_SIGN_MODE.INHIBITORY, 0, -256 / min_weight
+        elif min_weight >= 0:
+            sign_mode, is_signed, scale = nx_utils.SYNAPSE_SIGN_MODE.EXCITATORY, 0, 255 / max_weight
+        else:
+            sign_mode, is_signed = nx_utils.SYNAPSE_SIGN_MODE.MIXED, 1
+            scale = np.min([127 / max_weight, -128 / min_weight])
+        scale_bits = np.floor(np.log2(scale)) + is_signed
+        n = 8
+        while n > 0 and np.sum(np.abs(data / (2 ** n) - np.round(data / (2 ** n)))) != 0:
+            n -= 1
+        n -= is_signed
+        num_weight_bits = 8 - scale_bits - n
+        w.data = np.left_shift(data.astype(np.int32), int(scale_bits)).astype(int)
+        return w, int(num_weight_bits), int(-scale_bits), sign_mode
+
+    nx_utils.NetDict.__getitem__ = getitem
+    nx_hdf5.optimize_weight_bits = optimize
+
+
+def main(job_dir: str) -> int:
+    job_dir_p = Path(job_dir)
+    job = json.loads((job_dir_p / "job.json").read_text())
+    import numpy as np
+
+    data = np.load(job_dir_p / "job.npz")
+    t0 = time.time()
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    from neurodeploy.targets.lava.procs.probes import LayerProbe, SpikeSource
+
+    if job.get("sparse_reader", True):
+        sparse_netx_reader()
+    t_import = time.time() - t0
+
+    net = netx.hdf5.Network(net_config=job["netx"], reset_interval=job["T"], reset_offset=1,
+                            sparse_fc_layer=True, input_message_bits=job["input_message_bits"])
+    t_netx = time.time() - t0 - t_import
+    src = SpikeSource(data["input"])
+    src.s_out.connect(net.inp)
+    probes = []
+    L = len(net.layers)
+    for i, spec in enumerate(job["layers"]):
+        layer = net.layers[i]
+        common = dict(copies=job["copies"], first=2 + i, period=job["T"], chunks=job["chunks"],
+                      last_step=job["steps"], fault=job["fault"] if i == 0 else "",
+                      heartbeat=str(job_dir_p / "heartbeat") if i == 0 else "")
+        if spec["readout"]:
+            p = LayerProbe(shape=layer.synapse.a_out.shape, out_path=str(job_dir_p / f"probe_{i}.npz"),
+                           mode="current", **common)
+            layer.synapse.a_out.connect(p.a_in)
+        else:
+            fan = data[f"fanout_{i + 1}"] if f"fanout_{i + 1}" in data else None
+            p = LayerProbe(shape=layer.out.shape, out_path=str(job_dir_p / f"probe_{i}.npz"), mode="spikes",
+                           fanout=fan, raster_chunks=job["raster_chunks"], **common)
+            layer.out.connect(p.a_in)
+        probes.append(p)
+    t_build = time.time() - t0
+    t1 = time.time()
+    try:
+        net.run(condition=RunSteps(num_steps=job["steps"]), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    finally:
+        net.stop()
+    t_run = time.time() - t1
+    missing = [i for i in range(L) if not (job_dir_p / f"probe_{i}.npz").exists()]
+    result = {"build_s": t_build, "import_s": t_import, "netx_s": t_netx, "run_s": t_run, "layers": L,
+              "missing": missing, "start_s": t0 - float(job.get("t_submit", t0))}
+    (job_dir_p / "result.json").write_text(json.dumps(result))
+    return 0 if not missing else 3
+
+
+if __name__ == "__main__":
+    try:
+        code = main(sys.argv[1])
+    except BaseException as e:  # noqa: BLE001 - reported to the parent through the log and the exit code
+        import traceback
+
+        traceback.print_exc()
+        print(f"neurodeploy lava runner failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        code = 2
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,206 @@
+"""The ``lava`` target: the lowered program simulated by Lava (lava-nc + lava-dl netx) in fixed point.
+
+``compile`` lowers the NIR graph (:mod:`..loihi_lowering`, every change logged) and writes the
+single-copy netx HDF5 file. ``run`` writes a B-copy block-diagonal netx file plus the input spikes,
+and runs :mod:`.runner` in a child process in its own session under ``timeout_s``; the probes'
+per-sample counts come back as ``.npz`` files. ``N`` samples take ⌈N/B⌉·T + L Lava steps
+(L layers of one-step latency) in one run.
+
+Options (recipe ``[deploy]`` / profile ``[options]``): ``input_spikes`` (rate | graded), ``seed``,
+``timeout_s`` (whole run), ``stall_s`` (no simulated step for that long = a dead worker; default
+60), ``copies`` (B, samples side by side, default 32), ``max_samples_per_run`` (default
+4096), ``work_dir`` (keep files there; default a temporary folder removed after the run),
+``record_raster`` (samples whose full spike rasters are returned, for spike-exact checks),
+``fault`` (tests only: 'kill' kills a Lava worker, 'raise' raises inside one).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nir
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ...errors import SimulationError, TargetError
+from ...ir.metadata import DeployMeta
+from ...recipe import Profile
+from ..base import Deployment, Outputs, Target, register_target
+from ..loihi_emu import _layer_info, logits_to_float, neuron_updates
+from ..loihi_lowering import LoihiProgram, lower
+from .child import run_in_group
+from .netx_file import write_netx
+
+log = logging.getLogger(__name__)
+
+
+def _lava_available() -> tuple[bool, str]:
+    import importlib.util
+
+    for mod in ("lava", "lava.lib.dl"):
+        try:
+            if importlib.util.find_spec(mod) is None:
+                return False, f"{mod} is not installed (pip install lava-nc==0.10.0; lava-dl==0.6.0 --no-deps)"
+        except ModuleNotFoundError:
+            return False, f"{mod} is not installed"
+    if sys.version_info[:2] != (3, 10):
+        return False, "Lava 0.10 runs on Python 3.10 only"
+    return True, ""
+
+
+@register_target
+class LavaTarget(Target):
+    """Intel Lava (Loihi 2 fixed-point simulation) through lava-dl netx."""
+
+    name = "lava"
+    profile_name = "loihi2"
+    needs_spiking_input = False
+
+    def __init__(self) -> None:
+        self.last_pgid: int | None = None  # process group of the last simulation (tests check it is gone)
+
+    def available(self) -> tuple[bool, str]:
+        return _lava_available()
+
+    def compile(self, graph: nir.NIRGraph, meta: DeployMeta, profile: Profile | None = None,
+                options: dict | None = None) -> Deployment:
+        prof = self.load_profile(profile)
+        opts = {**(prof.options if prof else {}), **(options or {})}
+        dep = Deployment(self.name, graph, meta, prof)
+        program, _ = lower(graph, meta, opts, dep.log)
+        if program.readout != "potential":
+            raise TargetError("lava: a spiking last layer ('count' readout) is not supported yet: the probes read a "
+                              "non-firing readout layer; use the loihi-emu target or a non-spiking readout")
+        dep.artifact = program
+        dep.log(f"netx: every layer written as a netx 'dense' layer (convs unrolled to integer matrices); "
+                f"{opts.get('copies', 32)} samples side by side as block-diagonal sparse layers per Lava run "
+                f"(netx's weight reader patched in the child to stay sparse: same values, no B²-size dense copy)")
+        if opts.get("fast_synapses", True) and opts.get("sparse_reader", True):
+            dep.log("netx: hidden-layer spikes declared as 1-bit messages (messageBits=1; values still 0/1) so "
+                    "Lava's CPU synapses compute W·s as a sparse mat-vec (simulation speed only)")
+        dep.info.update({"options": dict(opts),
+                         "layers": [_layer_info(layer) for layer in program.layers]})
+        work = opts.get("work_dir")
+        if work:
+            Path(work).mkdir(parents=True, exist_ok=True)
+            dep.info["netx_file"] = str(write_netx(program, Path(work) / "model.net", copies=1))
+        return dep
+
+    def run(self, deployment: Deployment, x: torch.Tensor, batch_size: int = 256, progress: bool = False) -> Outputs:
+        program: LoihiProgram = deployment.artifact
+        opts: dict[str, Any] = deployment.info.get("options", {})
+        n = len(x)
+        per_run = int(opts.get("max_samples_per_run", 4096))
+        res: dict[str, list] = {"counts": [], "synops": [], "logits": [], "raster": []}
+        timing = {"build_s": 0.0, "run_s": 0.0, "wall_s": 0.0, "steps": 0, "prepare_s": 0.0, "child_start_s": 0.0,
+                  "import_s": 0.0, "netx_s": 0.0}
+        for i in tqdm(range(0, n, per_run), desc="lava", disable=not progress, leave=False):
+            r = self._run_chunk(program, x[i:i + per_run], i, opts)
+            for k in res:
+                res[k].append(r[k])
+            for k in timing:
+                timing[k] += r["timing"][k]
+        names = [layer.name for layer in program.layers if not layer.readout]
+        spikes = {nm: np.concatenate([c[j] for c in res["counts"]]).astype(np.float64) for j, nm in enumerate(names)}
+        synops: dict[str, np.ndarray] = {}
+        for j, layer in enumerate(program.layers):
+            if layer.input_neuron is None:
+                synops[layer.synapse] = np.concatenate([c["input"] for c in res["synops"]])
+            else:
+                synops[layer.synapse] = np.concatenate([c[layer.input_neuron] for c in res["synops"]])
+        lg = np.concatenate(res["logits"])
+        info = {"integer_logits": lg.tolist(), "timesteps": program.timesteps,
+                "samples_per_s": n / timing["wall_s"] if timing["wall_s"] else 0.0,
+                **timing, "copies": int(opts.get("copies", 32)), "pgid": self.last_pgid}
+        if res["raster"] and res["raster"][0]:
+            info["raster"] = res["raster"][0]  # numpy [T, n, neurons] bool: only when record_raster is asked
+        return Outputs(lg.argmax(1), logits_to_float(program, lg), spikes, synops, neuron_updates(program, n), info)
+
+    def _run_chunk(self, program: LoihiProgram, x: torch.Tensor, offset: int, opts: dict[str, Any]) -> dict:
+        n = len(x)
+        B = max(1, min(int(opts.get("copies", 32)), n))
+        T = program.timesteps
+        K = math.ceil(n / B)
+        L = len(program.layers)
+        steps = K * T + L
+        s = program.encode(x, offset=offset).numpy()  # [T, n, n_in]
+        n_in = s.shape[2]
+        pad = np.zeros((T, K * B, n_in), dtype=np.int64)
+        pad[:, :n] = s
+        # column k*T + t, rows b*n_in..: sample k*B + b at its step t
+        data = pad.reshape(T, K, B, n_in).transpose(2, 3, 1, 0).reshape(B * n_in, K * T).astype(np.int32)
+        raster_n = int(opts.get("record_raster", 0))
+        raster_chunks = math.ceil(min(raster_n, n) / B) if raster_n else 0
+        work = opts.get("work_dir")
+        job_dir = Path(tempfile.mkdtemp(prefix="lava-job-", dir=work or None))
+        t0 = time.time()
+        try:
+            fast = bool(opts.get("fast_synapses", True)) and bool(opts.get("sparse_reader", True))
+            write_netx(program, job_dir / "model.net", copies=B, message_bits=1 if fast else 0)
+            arrays = {"input": data}
+            for j, layer in enumerate(program.layers):
+                if layer.fanout is not None and layer.input_neuron is not None:
+                    arrays[f"fanout_{j}"] = layer.fanout
+            np.savez(job_dir / "job.npz", **arrays)
+            job = {"netx": str(job_dir / "model.net"), "T": T, "copies": B, "chunks": K, "steps": steps,
+                   "input_message_bits": program.input_message_bits, "raster_chunks": raster_chunks,
+                   "fault": str(opts.get("fault", "")), "sparse_reader": bool(opts.get("sparse_reader", True)),
+                   "layers": [{"name": layer.name, "readout": layer.readout} for layer in program.layers]}
+            t_prep = time.time() - t0
+            job["t_submit"] = time.time()
+            (job_dir / "job.json").write_text(json.dumps(job))
+            env = dict(os.environ)
+            env.setdefault("MPLCONFIGDIR", str(job_dir / "mpl"))
+            timeout = float(opts.get("timeout_s", 600.0))
+            cmd = [sys.executable, "-m", "neurodeploy.targets.lava.runner", str(job_dir)]
+            try:
+                self.last_pgid, wall = run_in_group(cmd, timeout, job_dir / "lava.log", env,
+                                                    heartbeat=job_dir / "heartbeat",
+                                                    stall_s=float(opts.get("stall_s", 60.0)))
+            except SimulationError as e:
+                self.last_pgid = getattr(e, "pgid", None)
+                raise
+            result = json.loads((job_dir / "result.json").read_text())
+            out = self._collect(program, job_dir, n, B, K, T, raster_n, s)
+            out["timing"] = {"build_s": result["build_s"], "run_s": result["run_s"], "wall_s": time.time() - t0,
+                             "steps": steps, "prepare_s": t_prep, "child_start_s": result["start_s"],
+                             "import_s": result["import_s"], "netx_s": result["netx_s"]}
+            return out
+        finally:
+            if not work:
+                shutil.rmtree(job_dir, ignore_errors=True)
+
+    @staticmethod
+    def _collect(program: LoihiProgram, job_dir: Path, n: int, B: int, K: int, T: int, raster_n: int,
+                 s_in: np.ndarray) -> dict:
+        counts, synops, raster, logits = [], {}, {}, None
+        first = program.layers[0]
+        synops["input"] = ((s_in != 0).sum(0).astype(np.float64) @ first.fanout) if first.fanout is not None \
+            else np.zeros(n)
+        for j, layer in enumerate(program.layers):
+            try:
+                z = np.load(job_dir / f"probe_{j}.npz")
+            except OSError as e:
+                raise SimulationError(f"lava run in {job_dir}: probe of layer {layer.name!r} wrote no result ({e})") \
+                    from None
+            if layer.readout:
+                logits = z["acc"].reshape(K * B, -1)[:n]
+                continue
+            counts.append(z["counts"].reshape(K * B)[:n])
+            synops[layer.name] = z["synops"].reshape(K * B)[:n]
+            if raster_n and "raster" in z:
+                r = np.unpackbits(z["raster"], axis=-1, count=layer.n_out).astype(bool)  # [k, T, B, n]
+                r = r.transpose(1, 0, 2, 3).reshape(T, -1, layer.n_out)[:, :min(raster_n, n)]
+                raster[layer.name] = r
+        if logits is None:  # count readout: the last layer's spikes per class need per-neuron counts
+            raise SimulationError("lava: 'count' readout (spiking last layer) is not supported by the probes yet")
+        return {"counts": counts, "synops": synops, "logits": logits, "raster": raster}

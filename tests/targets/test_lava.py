@@ -1,0 +1,115 @@
+"""The ``lava`` target: Lava (netx, fixed point) against the bit-exact emulator, and the child-process guard."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from neurodeploy.errors import SimulationError
+from neurodeploy.ir import read_nir
+from neurodeploy.targets import get_target
+from neurodeploy.targets.lava.child import group_members, run_in_group
+from neurodeploy.targets.loihi_emu import emulate
+
+needs_lava = pytest.mark.skipif(importlib.util.find_spec("lava") is None, reason="lava-nc is not installed")
+
+
+def _orphan_script(tmp_path, exit_code: int | None) -> list[str]:
+    """A parent that forks two 'workers' which sleep forever; one of them is killed on purpose."""
+    script = tmp_path / "orphans.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, sys, time
+        kids = []
+        for _ in range(2):
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(1000)
+                os._exit(0)
+            kids.append(pid)
+        os.kill(kids[0], signal.SIGKILL)   # one worker dies
+        print("workers", kids, flush=True)
+        code = {exit_code!r}
+        if code is None:
+            time.sleep(1000)               # the parent then hangs, as Lava does
+        os._exit(code)                     # or leaves its surviving worker behind
+    """))
+    return [sys.executable, str(script)]
+
+
+@pytest.mark.parametrize("exit_code", [None, 1, 0])
+def test_child_group_is_killed_and_nothing_is_left(tmp_path, exit_code):
+    t0 = time.time()
+    if exit_code == 0:
+        pgid, _ = run_in_group(_orphan_script(tmp_path, 0), 20, tmp_path / "log.txt")
+    else:
+        with pytest.raises(SimulationError) as e:
+            run_in_group(_orphan_script(tmp_path, exit_code), 3, tmp_path / "log.txt")
+        msg = str(e.value)
+        assert ("timeout_s=3" in msg) if exit_code is None else ("exit code 1" in msg)
+        assert "workers" in msg  # the log tail is in the message
+        pgid = int(msg.split("process group ")[1].split()[0].strip(",;)"))
+    assert group_members(pgid) == []
+    assert time.time() - t0 < 15
+
+
+@pytest.fixture(scope="module")
+def lava_run(digits_nir, digits_data):
+    """One Lava run on 32 test samples (2 chunks of B = 16), rasters recorded for all of them."""
+    graph, meta = read_nir(digits_nir)
+    opts = {"input_spikes": "rate", "seed": 5, "copies": 16, "record_raster": 32, "timeout_s": 300}
+    target = get_target("lava")
+    dep = target.compile(graph, meta, options=opts)
+    x = digits_data.x_test[:32]
+    out = target.run(dep, x)
+    return target, dep, x, out
+
+
+@pytest.mark.lava
+@needs_lava
+def test_lava_matches_emulator_spike_for_spike(lava_run):
+    target, dep, x, out = lava_run
+    program = dep.artifact
+    ref = emulate(program, program.encode(x), raster=True)
+    assert set(out.info["raster"]) == {"sn1", "sn2"}
+    for name, lava_raster in out.info["raster"].items():
+        emu_raster = ref["raster"][name].numpy()
+        assert lava_raster.shape == emu_raster.shape == (program.timesteps, 32, lava_raster.shape[2])
+        assert int((lava_raster != emu_raster).sum()) == 0, name  # zero mismatches, every neuron, every step
+        assert lava_raster.sum() > 0
+        assert (out.layer_spikes[name] == ref["spikes"][name].numpy()).all()
+    assert (np.asarray(out.info["integer_logits"]) == ref["logits"].numpy()).all()
+    emu = get_target("loihi-emu")
+    eo = emu.run(emu.compile(dep.graph, dep.meta, options=dep.info["options"]), x)
+    assert (eo.predictions == out.predictions).all()
+    for k in eo.synops:
+        assert np.allclose(eo.synops[k], out.synops[k]), k
+    assert group_members(target.last_pgid) == []  # no Lava worker left behind
+
+
+@pytest.mark.lava
+@needs_lava
+def test_lava_agrees_with_float_source(lava_run):
+    target, dep, x, out = lava_run
+    src = get_target("torch")
+    so = src.run(src.compile(dep.graph, dep.meta), x)
+    assert float((so.predictions == out.predictions).mean()) >= 0.8
+    assert any("netx" in ln for ln in dep.lowering)
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+@needs_lava
+@pytest.mark.parametrize("fault", ["kill", "raise"])
+def test_lava_worker_failure_becomes_simulation_error(digits_nir, digits_data, fault):
+    graph, meta = read_nir(digits_nir)
+    target = get_target("lava")
+    dep = target.compile(graph, meta, options={"copies": 4, "timeout_s": 300, "stall_s": 10, "fault": fault})
+    t0 = time.time()
+    with pytest.raises(SimulationError, match="no progress"):
+        target.run(dep, digits_data.x_test[:8])
+    assert time.time() - t0 < 120  # found by the stall watchdog, long before timeout_s
+    assert target.last_pgid is not None and group_members(target.last_pgid) == []

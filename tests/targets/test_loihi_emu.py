@@ -1,0 +1,181 @@
+"""The Loihi lowering and the bit-exact torch emulator (target ``loihi-emu``); no Lava needed."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neurodeploy.errors import UnsupportedLayerError
+from neurodeploy.ir import read_nir
+from neurodeploy.ir.from_nir import SumPool2d
+from neurodeploy.snn.network import SpikingNetwork
+from neurodeploy.snn.neuron import NeuronSpec, SpikingNeuron
+from neurodeploy.targets import get_target
+from neurodeploy.targets.loihi_emu import LoihiEmuTarget, cuba
+from neurodeploy.targets.loihi_lowering import LoihiLayer, _fold_group, lower_network
+
+
+def _lava_cuba_reference(a: np.ndarray, vth: int, i_decay: int, v_decay: int, bias: np.ndarray | None) -> np.ndarray:
+    """Lava 0.10 PyLifModelBitAcc.subthr_dynamics + spiking_activation + reset, transcribed in numpy."""
+    u = np.zeros(a.shape[1:], np.int32)
+    v = np.zeros(a.shape[1:], np.int32)
+    eff_bias = np.zeros_like(u) if bias is None else (bias.astype(np.int32) << 6)
+    out = []
+    for t in range(a.shape[0]):
+        dc = np.int64(u) * (4096 - i_decay)
+        dc = np.int32(np.sign(dc) * np.right_shift(np.abs(dc), 12)) + np.left_shift(a[t].astype(np.int32), 6)
+        wc = np.where(dc > 2 ** 23, dc - 2 ** 24, dc)
+        wc = np.where(wc <= -2 ** 23, dc + 2 ** 24, wc)
+        u[:] = wc
+        dvv = np.int64(v) * (4096 - v_decay)
+        dvv = np.int32(np.sign(dvv) * np.right_shift(np.abs(dvv), 12))
+        v[:] = np.clip(dvv + u + eff_bias, -2 ** 23 + 1, 2 ** 23 - 1)
+        s = v > (vth << 6)
+        v[s] = 0
+        out.append(s)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("i_decay,v_decay,bias,big", [(4096, 0, False, False), (4096, 300, True, False),
+                                                      (1024, 128, False, True), (0, 4096, True, True)])
+def test_cuba_is_bit_exact_with_lava_formulas(i_decay, v_decay, bias, big):
+    g = torch.Generator().manual_seed(1)
+    hi = 140_000 if big else 3000  # big: exercises the 24-bit wrap of u and the saturation of v
+    a = torch.randint(-hi // 3, hi, (20, 4, 50), generator=g)
+    b = np.random.default_rng(0).integers(-200, 200, 50) if bias else None
+    layer = LoihiLayer("n", "s", [], "dense", np.zeros((50, 1), np.int64), (1,), (50,), vth=2000, i_decay=i_decay,
+                       v_decay=v_decay, bias=b)
+    got = cuba(a, layer).numpy()
+    ref = _lava_cuba_reference(a.numpy(), 2000, i_decay, v_decay, b)
+    assert got.sum() > 0
+    assert (got == ref).all()
+
+
+def _fold_check(group, in_shape):
+    lines: list[str] = []
+    sname, folded, kind, w, conv, out_shape, bias = _fold_group(group, in_shape, lines.append)
+    x = (torch.rand(5, *in_shape, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+    with torch.no_grad():
+        ref = nn.Sequential(*[m for _, m in group]).double()(x).reshape(5, -1)
+    wt = torch.as_tensor(w)
+    if kind == "conv":
+        got = F.conv2d(x, wt, None, conv["stride"], conv["padding"]).reshape(5, -1)
+    else:
+        got = x.reshape(5, -1) @ wt.T
+    assert tuple(got.shape[1:]) == (int(np.prod(out_shape)),)
+    assert torch.allclose(got, ref, atol=1e-10), float((got - ref).abs().max())
+    return kind, lines
+
+
+def test_pool_folding_is_exact():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 32, 3, padding=1, bias=False)
+    kind, lines = _fold_check([("pool1", nn.AvgPool2d(2)), ("conv2", conv)], (16, 8, 8))
+    assert kind == "conv" and "pool1" in lines[0] and "folded exactly into conv2" in lines[0]
+    kind, lines = _fold_check([("pool1", SumPool2d((2, 2))), ("conv2", conv)], (16, 8, 8))
+    assert kind == "conv"
+    # pooling into a dense layer through flatten
+    fc = nn.Linear(32 * 2 * 2, 10, bias=False)
+    kind, lines = _fold_check([("pool2", nn.AvgPool2d(2)), ("flatten", nn.Flatten()), ("fc", fc)], (32, 4, 4))
+    assert kind == "dense" and any("pool2" in ln and "fc" in ln for ln in lines)
+    # stride != size: a strided depthwise conv composed with the next conv, still exact
+    conv3 = nn.Conv2d(16, 8, 3, padding=1, bias=False)
+    kind, lines = _fold_check([("pool1", nn.AvgPool2d(3, stride=2)), ("conv2", conv3)], (16, 9, 9))
+    assert kind == "dense" and "strided depthwise conv" in lines[0]
+    # odd size (pooling drops the last row): still exact through the dense composition
+    kind, _ = _fold_check([("pool1", nn.AvgPool2d(2)), ("conv2", conv)], (16, 7, 7))
+    assert kind == "dense"
+
+
+def test_maxpool_is_refused_with_the_layer_name():
+    n = lambda: SpikingNeuron(NeuronSpec())  # noqa: E731
+    net = SpikingNetwork([("conv1", nn.Conv2d(1, 4, 3, padding=1, bias=False)), ("sn1", n()),
+                          ("pool1", nn.MaxPool2d(2)), ("conv2", nn.Conv2d(4, 4, 3, padding=1, bias=False)),
+                          ("sn2", n()), ("flatten", nn.Flatten()), ("fc", nn.Linear(64, 10, bias=False))],
+                         4, "direct", "sum", (1, 8, 8))
+    with pytest.raises(UnsupportedLayerError, match="pool1"):
+        lower_network(net, 4, {}, lambda s: None)
+
+
+def test_lowering_log_names_every_change(digits_nir):
+    graph, meta = read_nir(digits_nir)
+    target = get_target("loihi-emu")
+    assert isinstance(target, LoihiEmuTarget)
+    dep = target.compile(graph, meta, options={"input_spikes": "graded", "seed": 3})
+    text = "\n".join(dep.lowering)
+    for needle in ["graded spikes", "pool1", "folded exactly into conv2", "pool2", "fc", "flatten",
+                   "iDecay=4096", "vDecay=0", "vThMant=", "8-bit even grid", "reset to zero",
+                   "readout fc: non-firing", "sum over T", "reset_interval"]:
+        assert needle in text, needle
+    dep = target.compile(graph, meta, options={"input_spikes": "rate", "seed": 3})
+    assert any("rate-coded" in ln and "seed 3" in ln for ln in dep.lowering)
+    w = [layer.weight for layer in dep.artifact.layers]
+    assert all(x.min() >= -256 and x.max() <= 254 and (x % 2 == 0).all() for x in w)
+
+
+@pytest.fixture(scope="module")
+def source_predictions(digits_nir, digits_data):
+    graph, meta = read_nir(digits_nir)
+    src = get_target("torch")
+    return src.run(src.compile(graph, meta), digits_data.x_test).predictions
+
+
+@pytest.mark.parametrize("mode,floor", [("graded", 0.9), ("rate", 0.85)])
+def test_emulator_agrees_with_float_source(digits_nir, digits_data, source_predictions, mode, floor):
+    graph, meta = read_nir(digits_nir)
+    x = digits_data.x_test
+    emu = get_target("loihi-emu")
+    dep = emu.compile(graph, meta, options={"input_spikes": mode, "seed": 0})
+    out = emu.run(dep, x, batch_size=128)
+    agree = float((out.predictions == source_predictions).mean())
+    assert agree >= floor, agree
+    assert set(out.layer_spikes) == {"sn1", "sn2"}
+    assert set(out.synops) == {"conv1", "conv2", "fc"}
+    assert set(out.neuron_updates) == {"sn1", "sn2", "fc"}
+    assert out.logits.shape == (len(x), 10)
+    # synops of conv2 = Σ spikes of sn1 × real fan-out, never more than the spikes × max fan-out
+    assert (out.synops["conv2"] <= out.layer_spikes["sn1"] * 32 * 9 + 1e-6).all()
+    # same samples, same spikes: the emulator is deterministic, batch size does not matter
+    again = emu.run(dep, x[:40], batch_size=7)
+    assert again.info["integer_logits"] == out.info["integer_logits"][:40]
+
+
+@pytest.mark.slow
+def test_deploy_finetune_keeps_or_improves_deployed_accuracy(digits_nir, digits_data):
+    import copy
+
+    from neurodeploy.ir import from_nir, to_nir
+    from neurodeploy.train.deploy_finetune import deploy_finetune
+
+    graph, meta = read_nir(digits_nir)
+    opts = {"input_spikes": "graded", "seed": 0}
+    emu = get_target("loihi-emu")
+    x, y = digits_data.x_test, digits_data.y_test.numpy()
+    before = float((emu.run(emu.compile(graph, meta, options=opts), x).predictions == y).mean())
+    net = from_nir(graph, meta)
+    ft = deploy_finetune(net, digits_data.x_train, digits_data.y_train, opts, epochs=2, lr=3e-4)
+    assert all(m.reset == "zero" for _, m in ft.neurons())
+    meta2 = copy.deepcopy(meta)
+    dep = emu.compile(to_nir(ft, meta2), meta2, options=opts)
+    assert not any("reset by subtraction" in ln for ln in dep.lowering)
+    after = float((emu.run(dep, x).predictions == y).mean())
+    assert after >= before - 0.02, (before, after)
+
+
+def test_bias_becomes_a_per_neuron_bias_mantissa():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(1, 4, 3, padding=1, bias=True)
+    net = SpikingNetwork([("conv1", conv), ("sn1", SpikingNeuron(NeuronSpec(threshold=0.5))),
+                          ("pool1", nn.AvgPool2d(2)), ("flatten", nn.Flatten()),
+                          ("fc", nn.Linear(16, 3, bias=False))], 4, "direct", "sum", (1, 4, 4))
+    lines: list[str] = []
+    prog = lower_network(net, 4, {"input_spikes": "graded"}, lines.append)
+    first = prog.layers[0]
+    assert first.bias is not None and first.bias.shape == (4 * 4 * 4,)
+    assert np.abs(first.bias).max() <= 4095
+    expect = np.repeat(conv.bias.detach().double().numpy(), 16) * first.scale
+    assert np.abs(first.bias - expect).max() <= 0.5 + 1e-9
+    assert any("bias mantissa" in ln for ln in lines)
+    assert prog.layers[-1].readout and prog.readout == "potential"
