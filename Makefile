@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.neurodeploy-installed
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export PYTHONDONTWRITEBYTECODE := 1
+# The nets here are small: one torch thread per process is faster than two fighting over 2 cores
+# (measured 6-10x faster when anything else runs). Override: make demo OMP_NUM_THREADS=2
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup demo test test-all bench clean
 

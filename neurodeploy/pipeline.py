@@ -77,16 +77,33 @@ class Run:
         return create_ann(self.recipe, self.data.input_shape, self.data.num_classes)
 
     @property
+    def imported(self) -> bool:
+        """True when the source network is a NIR file the recipe names (no training here)."""
+        return bool(self.recipe.model.nir)
+
+    @property
     def model(self) -> SpikingNetwork:
         """The trained source SNN (eval mode): images [B, C, H, W] in [0, 1] -> logits."""
         if self._model is None:
-            m = self.new_snn()
-            load_checkpoint(m, self.dir / "snn.safetensors")
+            if self.imported:
+                from .ir import load_nir_network
+
+                m = load_nir_network(self.nir_path)[0]
+            else:
+                m = self.new_snn()
+                load_checkpoint(m, self.dir / "snn.safetensors")
             self._model = m.eval()
         return self._model
 
     @property
+    def has_ann(self) -> bool:
+        return (self.dir / "ann.safetensors").is_file()
+
+    @property
     def ann(self) -> torch.nn.Module:
+        """The trained ANN twin (when the run trained one)."""
+        if not self.has_ann:
+            raise NeurodeployError(f"{self.dir}: this run has no ANN twin (ann.safetensors)")
         if self._ann is None:
             m = self.new_ann()
             load_checkpoint(m, self.dir / "ann.safetensors")
@@ -114,6 +131,18 @@ def load_run(path: str | Path) -> Run:
     return Run(path)
 
 
+RUN_FILES = ("import.log", "ann.safetensors", "snn.safetensors", "surrogate.safetensors", "snn_deploy.safetensors", "model.nir",
+             "model_deploy.nir", "report.json", "report.md", "ann.state.safetensors", "snn.state.safetensors")
+
+
+def _clear(run_dir: Path) -> None:
+    """Remove a run folder's artifacts (and nothing else the user may have put there)."""
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for sub in ("figures", "outputs", "surrogate"):
+        shutil.rmtree(run_dir / sub, ignore_errors=True)
+
+
 def prepare_run_dir(recipe_path: str | Path, run_dir: str | Path, force: bool = False) -> Run:
     """Copy the recipe into the run folder; refuse to mix two recipes in one folder unless forced."""
     src = resolve_recipe_path(recipe_path)
@@ -125,12 +154,9 @@ def prepare_run_dir(recipe_path: str | Path, run_dir: str | Path, force: bool = 
         if not force:
             raise RecipeError(f"{run_dir} holds a run of another recipe ({dst}); use another --out, or --force to "
                               "start this folder over")
-        for name in ("ann.safetensors", "snn.safetensors", "model.nir", "report.json", "report.md"):
-            (run_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "figures", ignore_errors=True)
+        _clear(run_dir)
     elif force:
-        for name in ("ann.safetensors", "snn.safetensors", "model.nir", "report.json", "report.md"):
-            (run_dir / name).unlink(missing_ok=True)
+        _clear(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(dst, text)
     log.info("run folder %s (recipe %s)", run_dir, recipe.name)
@@ -146,6 +172,8 @@ def train_stage(run: Run, progress: bool = True) -> None:
     """
     from .train.run import train_recipe
 
+    if run.imported:
+        return
     snn_path, ann_path = run.dir / "snn.safetensors", run.dir / "ann.safetensors"
     if snn_path.is_file():
         log.info("train: %s exists, skipping (use --force to retrain)", snn_path)
@@ -178,8 +206,25 @@ def surrogate_model(run: Run, progress: bool = True) -> torch.nn.Module:
     return model.eval()
 
 
+def import_stage(run: Run, source: Path) -> Path:
+    """Import the recipe's NIR file (another framework's) into the run folder as model.nir."""
+    from .ir.importer import import_nir
+
+    m, r = run.recipe.model, run.recipe
+    _, _, meta, mapping = import_nir(source, m.nir_dt or None, r.timesteps, r.data.encoding,
+                                     convention=m.nir_convention, reset=m.nir_reset or None,
+                                     input_shape=tuple(run.data.input_shape), out=run.dir)
+    write_text_atomic(run.dir / "import.log", f"imported {source}\n" + "\n".join(mapping) + "\n")
+    log.info("import: %s -> %s", source, run.nir_path)
+    run._model = None
+    return run.nir_path
+
+
 def export_stage(run: Run) -> Path:
     """Write model.nir from the trained SNN (with the deployment metadata)."""
+    if run.imported:
+        log.info("export: the source is the imported %s; nothing to export", run.nir_path)
+        return run.nir_path
     r = run.recipe
     meta = DeployMeta(timesteps=r.timesteps, encoding=r.data.encoding, readout="sum",
                       input_shape=list(run.data.input_shape))
@@ -212,7 +257,7 @@ def source_stage(run: Run) -> dict[str, Any]:
         "encoding": r.data.encoding,
         "dataset": {"name": run.data.name, "n_train": len(run.data.x_train), "n_test": len(x)},
     })
-    has_ann = (run.dir / "ann.safetensors").is_file()
+    has_ann = run.has_ann
     report["source"] = {
         "clean_accuracy": float((preds == y.numpy()).mean()),
         "ann_clean_accuracy": accuracy(run.ann, x, y) if has_ann else None,
@@ -347,6 +392,60 @@ def _energy_figures(run: Run, section: dict[str, Any]) -> list[str]:
     return [str(Path(p).relative_to(run.dir)) for p in paths]
 
 
+LOIHI_TARGETS = ("loihi-emu", "lava")
+
+
+def finetune_stage(run: Run, targets: list[str], progress: bool = True) -> dict[str, Any]:
+    """Deployment-aware fine-tuning for Loihi: a few epochs with the fixed-point neuron and 8-bit
+    weights in the loop (straight-through estimator), then the Loihi targets run again. The report
+    keeps the accuracy before (``accuracy``) and after (``finetuned.accuracy``)."""
+    from .train.deploy_finetune import deploy_finetune
+
+    r = run.recipe
+    loihi = [t for t in targets if t in LOIHI_TARGETS]
+    if r.deploy.finetune_epochs <= 0 or not loihi:
+        return run.report()
+    if run.imported:
+        log.warning("deployment-aware fine-tuning needs a network trained here; skipped for the imported %s",
+                    run.nir_path)
+        return run.report()
+    path = run.dir / "snn_deploy.safetensors"
+    ft = run.new_snn()
+    if path.is_file():
+        load_checkpoint(ft, path)
+        for _, m in ft.neurons():
+            m.reset = "zero"
+    else:
+        ft = deploy_finetune(run.model, run.data.x_train, run.data.y_train, deploy_options(run),
+                             epochs=r.deploy.finetune_epochs, lr=r.deploy.finetune_lr, batch_size=r.data.batch_size,
+                             seed=r.seed, progress=progress)
+        save_checkpoint(ft, path, {"stage": "deploy-finetune", "epochs": r.deploy.finetune_epochs, "reset": "zero"})
+    ft.eval()
+    meta = DeployMeta(timesteps=r.timesteps, encoding=r.data.encoding, readout="sum",
+                      input_shape=list(run.data.input_shape))
+    graph = to_nir(ft, meta)
+    write_nir(graph, run.dir / "model_deploy.nir")
+    x, y = run.samples(r.deploy.max_samples)
+    src_pred = source_predictions(run, x)
+    report = run.report()
+    for name in loihi:
+        target = get_target(name)
+        dep = target.compile(graph, meta, None, deploy_options(run))
+        out = target.run(dep, x, progress=progress)
+        entry = report.setdefault("targets", {}).setdefault(name, {})
+        entry["finetuned"] = {
+            "epochs": r.deploy.finetune_epochs,
+            "accuracy_before": entry.get("accuracy"),
+            "accuracy": float((out.predictions == y.numpy()).mean()),
+            "agreement_with_source": float((out.predictions == src_pred).mean()),
+            "model": "model_deploy.nir",
+        }
+        log.info("target %s after deployment-aware fine-tuning: accuracy %.4f (before %.4f)", name,
+                 entry["finetuned"]["accuracy"], entry.get("accuracy") or float("nan"))
+    run.save_report(report)
+    return report
+
+
 # ------------------------------------------------------------------ attacks
 ATTACK_STAND_INS = {"lava": "loihi-emu"}  # query attacks need many simulations: the bit-exact emulator
 
@@ -374,13 +473,13 @@ def attack_stage(run: Run, targets: list[str] | None = None, progress: bool = Tr
             if used != name:
                 notes[name] = f"attacked through {used!r} (spike-exact stand-in for {name!r}; see its tests)"
     surrogate = None
-    if a.blackbox == "seed":
+    if a.blackbox == "seed" and not run.imported:
         surrogate = surrogate_model(run, progress)
-    elif (run.dir / "ann.safetensors").is_file():
+    elif run.has_ann:
         surrogate = run.ann
     rob = robustness_report(
         run.model, x, y, a,
-        ann=run.ann if (run.dir / "ann.safetensors").is_file() else None,
+        ann=run.ann if run.has_ann else None,
         surrogate_model=surrogate,
         targets=queries,
         n_classes=run.data.num_classes,
@@ -407,9 +506,15 @@ def run_all(recipe: str | Path, out: str | Path, targets: list[str] | None = Non
     targets = targets if targets is not None else list(run.recipe.deploy.targets)
     for t in targets:  # fail early on a typo, before any training
         get_target(t)
+    if run.imported:
+        src = Path(run.recipe.model.nir)
+        if not src.is_absolute():
+            src = resolve_recipe_path(recipe).resolve().parent / src
+        import_stage(run, src)
     train_stage(run, progress)
     export_stage(run)
     source_stage(run)
     simulate_stage(run, targets, progress)
+    finetune_stage(run, targets, progress)
     attack_stage(run, targets, progress)
     return run.report()

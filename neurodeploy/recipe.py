@@ -49,6 +49,10 @@ class ModelConfig:
     train_leak: bool = True
     pooling: str = "avg"  # avg | max (models that pool)
     width: int = 1  # channel multiplier (models that have one)
+    nir: str = ""  # deploy this NIR file (e.g. written by sinabs/snnTorch/Norse) instead of training one
+    nir_dt: float = 0.0  # time step for its continuous-time parameters (0: the file's, else 1.0)
+    nir_convention: str = "nir"  # nir (forward Euler: snnTorch, Norse) | sinabs
+    nir_reset: str = ""  # override the file's reset for every neuron: zero | subtract
     dropout: float = 0.0
 
 
@@ -112,6 +116,8 @@ class DeployConfig:
     input_spikes: str = "rate"  # how spike-only targets take the analog input: rate | graded
     timeout_s: float = 600.0
     max_samples: int = 0  # 0 = the whole test set
+    finetune_epochs: int = 0  # deployment-aware fine-tuning for Loihi (0 = off)
+    finetune_lr: float = 1e-4
 
 
 @dataclass
@@ -177,6 +183,8 @@ _CHOICES = {
     ("model", "reset"): ("subtract", "zero"),
     ("model", "surrogate"): ("linear", "atan"),
     ("model", "pooling"): ("avg", "max"),
+    ("model", "nir_convention"): ("nir", "sinabs"),
+    ("model", "nir_reset"): ("", "zero", "subtract"),
     ("train.snn", "method"): ("bptt", "hire"),
     ("train.snn", "noise"): ("crafted", "gaussian"),
     ("deploy", "input_spikes"): ("rate", "graded"),

@@ -88,6 +88,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             ["SNN (source, torch)", src.get("clean_accuracy"), 1.0, ds.get("n_test")]]
     for name, t in report.get("targets", {}).items():
         rows.append([f"target: {name}", t.get("accuracy"), t.get("agreement_with_source"), t.get("n_samples")])
+        ft = t.get("finetuned")
+        if isinstance(ft, dict):
+            rows.append([f"target: {name}, after {ft.get('epochs')} epochs of deployment-aware fine-tuning",
+                         ft.get("accuracy"), ft.get("agreement_with_source"), t.get("n_samples")])
     lines += [_table(["model", "accuracy", "agreement with source", "samples"], rows), ""]
     lines += ["## Source SNN: spiking activity and operations per layer", "", _layers(src.get("layers", [])), ""]
     energy = report.get("energy")
