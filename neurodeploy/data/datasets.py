@@ -25,12 +25,25 @@ class Dataset:
     y_test: torch.Tensor
     input_shape: tuple[int, ...]  # (C, H, W) of one frame
     num_classes: int
+    # training augmentation ``augment(x_batch, generator) -> x_batch`` (CIFAR: crop + flip)
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    sensor_size: tuple[int, int, int] | None = None  # event data: (W, H, P) as in tonic
 
     def loader(self, split: str, batch_size: int, shuffle: bool, seed: int = 0):
+        """Batches of (x, y); training batches are augmented (seeded by ``seed``) when the dataset has one."""
         x, y = (self.x_train, self.y_train) if split == "train" else (self.x_test, self.y_test)
         g = torch.Generator().manual_seed(seed)
         ds = torch.utils.data.TensorDataset(x, y)
-        return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g)
+        if split != "train" or self.augment is None:
+            return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g)
+        aug_gen = torch.Generator().manual_seed(seed + 7919)
+        augment = self.augment
+
+        def collate(batch):
+            xb = torch.stack([b[0] for b in batch]).float()
+            return augment(xb, aug_gen), torch.stack([b[1] for b in batch])
+
+        return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, collate_fn=collate)
 
 
 _LOADERS: dict[str, Callable[[DataConfig, int], Dataset]] = {}
@@ -89,3 +102,26 @@ def _digits(cfg: DataConfig, seed: int) -> Dataset:
         (1, 8, 8),
         10,
     )
+
+
+@register_dataset("event-digits")
+def _event_digits(cfg: DataConfig, seed: int) -> Dataset:
+    """The digits as event-camera recordings (see :mod:`.events`), binned into ``cfg.time_bins``
+    frames: x is ``[N, T, 2, 12, 12]``, 1 where a pixel emitted at least one event of that
+    polarity in the bin (binary frames keep inputs in [0, 1] like images, the box attacks
+    project onto); same split as ``digits``."""
+    from .events import CANVAS, event_digits_frames
+
+    if cfg.time_bins < 1:
+        raise DataError("event-digits: data.time_bins must be >= 1 (0 means the recipe's timesteps; "
+                        "set it or load the dataset through a recipe)")
+    x, y = digits_arrays()
+    frames = np.minimum(event_digits_frames(x[:, 0], cfg.time_bins), 1.0)
+    tr, te = stratified_split(y, cfg.test_fraction, seed)
+    return Dataset("event-digits", torch.from_numpy(frames[tr]), torch.from_numpy(y[tr]),
+                   torch.from_numpy(frames[te]), torch.from_numpy(y[te]), (2, CANVAS, CANVAS), 10,
+                   sensor_size=(CANVAS, CANVAS, 2))
+
+
+from . import neuromorphic as _neuromorphic  # noqa: E402,F401  (registers nmnist, dvsgesture, cifar10-dvs)
+from . import vision as _vision  # noqa: E402,F401  (registers cifar10, cifar100)

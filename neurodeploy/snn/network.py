@@ -68,7 +68,8 @@ class SpikingNetwork(nn.Module):
         self.generator: torch.Generator | None = None
 
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
-        return [(n, m) for n, m in self.layers.items() if isinstance(m, SpikingNeuron)]
+        """All neuron layers in forward order, nested ones (residual blocks) as ``block.sn1``."""
+        return [(n, m) for n, m in self.layers.named_modules() if isinstance(m, SpikingNeuron)]
 
     def clamp_(self) -> None:
         for _, m in self.neurons():
@@ -86,6 +87,8 @@ class SpikingNetwork(nn.Module):
         const = self.encoding == "direct"
         h = x if const else encode(x, T, self.encoding, self.generator)  # [B,...] if const else [T,B,...]
         self.spike_counts, self.spike_maps = {}, {}
+        # neurons nested in composite blocks (``block.sn1``) are recorded through hooks
+        hooks = [m.register_forward_hook(self._record_hook(n)) for n, m in self.neurons() if self.record and "." in n]
         for name, layer in self.layers.items():
             if getattr(layer, "sequence_aware", False):
                 if const:
@@ -103,9 +106,19 @@ class SpikingNetwork(nn.Module):
                 t, b = h.shape[:2]
                 y = layer(h.reshape(t * b, *h.shape[2:]))
                 h = y.reshape(t, b, *y.shape[1:])
+        for hk in hooks:
+            hk.remove()
         if const:
             h = h.unsqueeze(0).expand(T, *h.shape)
         return h
+
+    def _record_hook(self, name: str):
+        def hook(module: nn.Module, inp, out: torch.Tensor) -> None:
+            m = out.detach().sum(0)
+            self.spike_maps[name] = m
+            self.spike_counts[name] = m.flatten(1).sum(1)
+
+        return hook
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run_sequence(x).sum(0)  # 'sum' and 'count' readouts both sum over T
@@ -117,7 +130,9 @@ def build_layers(
     """Instantiate a model-zoo spec: ``None`` slots become neurons (SNN) or ReLU (ANN twin)."""
     out: list[tuple[str, nn.Module]] = []
     for name, mod in copy.deepcopy(spec):
-        if mod is None:
+        if mod is not None and hasattr(mod, "build"):  # composite block with its own neuron slots
+            out.append((name, mod.build(neuron, surrogate, ann)))
+        elif mod is None:
             out.append((name, nn.ReLU() if ann else SpikingNeuron(neuron, surrogate)))
             if dropout > 0 and not name.startswith("out"):
                 out.append((f"{name}_drop", nn.Dropout(dropout) if ann else TimeDropout(dropout)))

@@ -20,14 +20,45 @@ def make_scheduler(opt: torch.optim.Optimizer, epochs: int, milestones: list[flo
     return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=steps, gamma=gamma)
 
 
+def default_device() -> torch.device:
+    """CUDA when present (the first visible device, or this rank's under torchrun), else the CPU."""
+    if torch.cuda.is_available():
+        import os
+
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def move_batch(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move a batch to ``device``; compact storage (uint8 event counts, float16) becomes float32."""
+    if not torch.is_floating_point(x) or x.dtype != torch.float32:
+        x = x.float()
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of the current torch.distributed group, (0, 1) when not distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
-    """Top-1 accuracy, streamed in batches."""
+    """Top-1 accuracy, streamed in batches (on the model's device)."""
     was = model.training
     model.eval()
+    device = model_device(model)
     correct = 0
     for i in range(0, len(x), batch_size):
-        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+        xb, yb = move_batch(x[i:i + batch_size], y[i:i + batch_size], device)
+        correct += int((model(xb).argmax(1) == yb).sum())
     model.train(was)
     return correct / max(1, len(x))
 
@@ -39,3 +70,27 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.T
     out = torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
     model.train(was)
     return out
+
+
+def shard(batches, rank: int, world: int):
+    """Data parallelism over global batches: rank r keeps rows ``r::world`` of every batch.
+
+    Every rank iterates the same seeded global order, so all ranks skip a batch smaller than
+    ``world`` together (DistributedDataParallel needs every rank in every backward).
+    """
+    for x, y in batches:
+        if world > 1:
+            if len(x) < world:
+                continue
+            x, y = x[rank::world], y[rank::world]
+        yield x, y
+
+
+def maybe_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel when a process group is running, else itself."""
+    _, world = rank_and_world()
+    if world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)

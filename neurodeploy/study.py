@@ -1,0 +1,146 @@
+"""Multi-seed studies: train a list of recipes × seeds, attack each SNN, aggregate mean ± std.
+
+For every (recipe, seed): the recipe's training chain (:func:`neurodeploy.train.train_recipe`,
+the dataset split and the initialisation both use the seed), then clean accuracy, FGSM and PGD
+accuracy with the recipe's ``[attack]`` settings (white-box on the source SNN through the
+surrogate gradient). Aggregates are the mean and the sample standard deviation (ddof = 1) over
+seeds; the result is written as ``study.json`` and ``study.md`` when an output folder is given,
+and every finished run is stored at once, so an interrupted study resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+
+from .data import load_dataset
+from .recipe import Recipe, load_recipe
+from .util import write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+METRICS = ("clean", "fgsm", "pgd")
+
+
+@dataclass
+class RunResult:
+    """One trained and attacked SNN."""
+
+    recipe: str
+    seed: int
+    clean: float
+    fgsm: float
+    pgd: float
+    ann: float | None = None
+    converted: float | None = None
+    train_seconds: float = 0.0
+    samples: int = 0
+
+
+@dataclass
+class Summary:
+    """Mean and sample std over seeds of one recipe's metrics."""
+
+    recipe: str
+    seeds: list[int]
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof = 1; 0.0 for a single value)."""
+    n = len(values)
+    m = sum(values) / n
+    s = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return m, s
+
+
+def evaluate_robustness(snn: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe) -> dict[str, float]:
+    """Clean, FGSM(ε) and PGD(ε, α, K) accuracy of ``snn`` on (x, y) with the recipe's attack settings."""
+    from .attacks import FGSM, PGD, SourceEstimator
+    from .attacks import accuracy as est_accuracy
+
+    a = recipe.attack
+    est = SourceEstimator(snn)
+    x_fgsm = FGSM(a.epsilon).generate(est, x, y)
+    x_pgd = PGD(a.epsilon, a.step_size, a.steps, random_start=a.random_start).generate(est, x, y)
+    return {"clean": est_accuracy(est, x, y), "fgsm": est_accuracy(est, x_fgsm, y), "pgd": est_accuracy(est, x_pgd, y)}
+
+
+def run_one(recipe: Recipe, seed: int, out_dir: Path | None = None, progress: bool = False) -> RunResult:
+    """Train ``recipe`` with ``seed`` (split and initialisation) and attack the SNN."""
+    from .train import train_recipe
+
+    recipe.seed = seed
+    data = load_dataset(recipe.data, seed)
+    t0 = time.perf_counter()
+    res = train_recipe(recipe, data, out_dir, seed, progress)
+    secs = time.perf_counter() - t0
+    n = recipe.attack.max_samples or len(data.x_test)
+    x, y = data.x_test[:n].float(), data.y_test[:n]
+    m = evaluate_robustness(res.snn, x, y, recipe)
+    return RunResult(recipe.name, seed, m["clean"], m["fgsm"], m["pgd"], res.ann_accuracy, res.converted_accuracy,
+                     round(secs, 2), len(x))
+
+
+def summarize(runs: Iterable[RunResult]) -> list[Summary]:
+    """Group runs by recipe and aggregate each metric as mean ± std over seeds."""
+    groups: dict[str, list[RunResult]] = {}
+    for r in runs:
+        groups.setdefault(r.recipe, []).append(r)
+    out = []
+    for name, rs in groups.items():
+        s = Summary(name, [r.seed for r in rs])
+        for k in METRICS:
+            s.mean[k], s.std[k] = mean_std([getattr(r, k) for r in rs])
+        out.append(s)
+    return out
+
+
+def markdown_table(summaries: Sequence[Summary]) -> str:
+    """A markdown table: recipe, seeds, clean / FGSM / PGD accuracy in % as mean ± std."""
+    lines = ["| recipe | seeds | clean % | FGSM % | PGD % |", "|---|---|---|---|---|"]
+    for s in summaries:
+        cells = [f"{100 * s.mean[k]:.1f} ± {100 * s.std[k]:.1f}" for k in METRICS]
+        lines.append(f"| {s.recipe} | {len(s.seeds)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_study(recipes: Sequence[str | Path | Recipe], seeds: Sequence[int], out_dir: str | Path | None = None,
+              progress: bool = False) -> tuple[list[RunResult], list[Summary]]:
+    """Run every recipe with every seed; returns (runs, summaries). Resumes from ``out_dir/study.json``."""
+    out = Path(out_dir) if out_dir is not None else None
+    runs: list[RunResult] = []
+    if out is not None and (out / "study.json").is_file():
+        runs = [RunResult(**r) for r in json.loads((out / "study.json").read_text())["runs"]]
+    done = {(r.recipe, r.seed) for r in runs}
+    for spec in recipes:
+        base = spec if isinstance(spec, Recipe) else load_recipe(spec)
+        for seed in seeds:
+            if (base.name, seed) in done:
+                continue
+            import copy
+
+            rec = copy.deepcopy(base)
+            log.info("study: %s seed %d", rec.name, seed)
+            ck = out / f"{rec.name}.seed{seed}" if out is not None else None
+            runs.append(run_one(rec, seed, ck, progress))
+            if out is not None:
+                _write(out, runs)
+    summaries = summarize(runs)
+    if out is not None:
+        _write(out, runs)
+    return runs, summaries
+
+
+def _write(out: Path, runs: list[RunResult]) -> None:
+    summaries = summarize(runs)
+    write_json_atomic(out / "study.json", {"runs": [asdict(r) for r in runs],
+                                           "summary": [asdict(s) for s in summaries]})
+    write_text_atomic(out / "study.md", markdown_table(summaries))

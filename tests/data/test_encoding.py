@@ -1,0 +1,65 @@
+"""Every input coding: shapes, statistics, determinism with a generator, straight-through gradients."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neurodeploy.data.encoding import ENCODINGS, encode
+
+
+def test_direct_repeats_the_image():
+    x = torch.rand(3, 1, 4, 4)
+    s = encode(x, 5, "direct")
+    assert s.shape == (5, 3, 1, 4, 4) and all(torch.equal(s[t], x) for t in range(5))
+
+
+@pytest.mark.parametrize("kind", ["rate", "poisson"])
+def test_stochastic_codings_mean_and_gradient(kind):
+    x = torch.tensor([0.05, 0.2, 0.5, 0.9]).repeat(2000).requires_grad_(True)
+    g = torch.Generator().manual_seed(0)
+    s = encode(x, 20, kind, g)
+    assert s.shape == (20, 8000)
+    means = s.detach().reshape(20, 2000, 4).mean((0, 1))
+    assert torch.allclose(means, torch.tensor([0.05, 0.2, 0.5, 0.9]), atol=0.01)
+    s.sum().backward()
+    assert torch.all(x.grad == 20)  # identity backward per step (derivative of the expectation)
+    again = encode(x.detach(), 20, kind, torch.Generator().manual_seed(0))
+    assert torch.equal(s.detach(), again)
+
+
+def test_rate_is_binary_poisson_is_counts():
+    x = torch.full((5000,), 0.9)
+    r = encode(x, 4, "rate", torch.Generator().manual_seed(1))
+    p = encode(x, 4, "poisson", torch.Generator().manual_seed(1))
+    assert set(r.unique().tolist()) <= {0.0, 1.0}
+    assert p.max() >= 2  # several spikes in one step: the distinct Poisson coding
+    v = p.var().item()
+    assert abs(v - 0.9) < 0.1  # Poisson: variance = mean (Bernoulli would give 0.09)
+
+
+def test_events_transposed_and_checked():
+    x = torch.rand(2, 6, 2, 3, 3)
+    s = encode(x, 6, "events")
+    assert s.shape == (6, 2, 2, 3, 3) and torch.equal(s[4, 1], x[1, 4])
+    with pytest.raises(ValueError, match="T=4"):
+        encode(x, 4, "events")
+
+
+def test_unknown_coding():
+    with pytest.raises(ValueError, match=", ".join(ENCODINGS)):
+        encode(torch.rand(2, 2), 2, "latency")
+
+
+def test_network_uses_the_coding():
+    from neurodeploy.recipe import Recipe
+    from neurodeploy.snn import create_snn
+
+    r = Recipe()
+    r.data.encoding = "poisson"
+    r.timesteps = 4
+    snn = create_snn(r, (1, 8, 8), 10)
+    seen = []
+    h = snn.layers["conv1"].register_forward_pre_hook(lambda m, i: seen.append(i[0]))
+    snn(torch.rand(3, 1, 8, 8))
+    h.remove()
+    assert seen[0].shape == (12, 1, 8, 8)  # T·B frames: the coding made a sequence
