@@ -77,6 +77,16 @@ def cmd_attack(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(a: argparse.Namespace) -> int:
+    from .study import markdown_table, run_study
+
+    seeds = [int(v) for v in a.seeds.split(",") if v.strip()]
+    _, summaries = run_study(a.recipes, seeds, a.out, progress=not a.quiet)
+    print(markdown_table(summaries), end="")
+    print(f"wrote {Path(a.out) / 'study.json'} and {Path(a.out) / 'study.md'}")
+    return 0
+
+
 def cmd_energy(a: argparse.Namespace) -> int:
     from .measure.stage import energy_table
     from .pipeline import energy_stage, load_run
@@ -157,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.add_argument("--target", help="comma-separated targets to attack (default: every simulated target)")
     s.set_defaults(fn=cmd_attack)
+
+    s = sub.add_parser("study", help="train and attack recipes over several seeds: clean/FGSM/PGD mean ± std")
+    s.add_argument("recipes", nargs="+", help="recipe files or names in models/ (e.g. digits_hire digits_bptt)")
+    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    s.add_argument("--out", required=True, help="study folder (resumes from its study.json)")
+    s.set_defaults(fn=cmd_study)
 
     s = sub.add_parser("energy", help="print the energy table of a run (ANN, SNN eq. 7/8, each chip)")
     s.add_argument("run_dir")
