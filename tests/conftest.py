@@ -63,6 +63,10 @@ def digits_nir(trained_snn, digits_data, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _deterministic():
+def _deterministic_one_thread():
+    """Seeded, and one torch thread: the machines are 2 shared cores (and Lava starts workers)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     yield
+    torch.set_num_threads(n)

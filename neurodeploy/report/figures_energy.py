@@ -10,21 +10,11 @@ from typing import Any
 
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+from .plotting import new_ax, plt
 
 
 def _ax(ax, figsize=(7, 3.5)):
-    if ax is not None:
-        return ax.figure, ax
-    fig, ax = _plt().subplots(figsize=figsize, constrained_layout=True)
-    return fig, ax
+    return new_ax(ax, figsize)
 
 
 def _bars(ax, labels: list[str], series: dict[str, list[float]], ylabel: str, log: bool = False) -> None:
@@ -48,7 +38,7 @@ def plot_activity(tables: dict[str, list[dict[str, Any]]], ax=None, metric: str 
     are skipped. Without ``ax`` a figure with two panels (SA and TASA) is made.
     """
     if ax is None:
-        fig, axes = _plt().subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
+        fig, axes = plt().subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
         plot_activity(tables, axes[0], "sa")
         plot_activity(tables, axes[1], "tasa")
         return fig
@@ -122,12 +112,12 @@ def save_energy_figures(section: dict[str, Any], folder: str | Path) -> list[Pat
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tables = {"source": section["layers"], **{n: t["layers"] for n, t in section.get("targets", {}).items()}}
-    plt = _plt()
+    pyplot = plt()
     out = []
     for fname, fig in (("activity.png", plot_activity(tables)), ("energy_layers.png", plot_energy_layers(section)),
                        ("energy_total.png", plot_energy_total(section))):
         path = folder / fname
         fig.savefig(path, dpi=110)
-        plt.close(fig)
+        pyplot.close(fig)
         out.append(path)
     return out

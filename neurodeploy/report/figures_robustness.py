@@ -14,20 +14,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+from .plotting import new_ax, plt
 
 
 def _ax(ax, figsize=(6, 3.8)):
-    if ax is not None:
-        return ax.figure, ax
-    fig, ax = _plt().subplots(figsize=figsize, constrained_layout=True)
-    return fig, ax
+    return new_ax(ax, figsize)
 
 
 def epsilon_label(eps: float) -> str:
@@ -106,7 +97,7 @@ def plot_gradient_sparsity(sparsity: Sequence[dict[str, Any]] | dict[str, Any], 
 def write_robustness_figures(robustness: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """Write ``robustness_epsilon.png``, ``robustness_steps.png`` and ``gradient_sparsity.png``
     (those with data) into ``out_dir``; returns the paths written."""
-    plt = _plt()
+    pyplot = plt()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jobs = []
@@ -123,6 +114,6 @@ def write_robustness_figures(robustness: dict[str, Any], out_dir: str | Path) ->
         try:
             fig.savefig(out / name, dpi=120)
         finally:
-            plt.close(fig)
+            pyplot.close(fig)
         written.append(out / name)
     return written

@@ -9,14 +9,6 @@ from neurodeploy.recipe import Recipe
 from neurodeploy.snn import create_snn
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def tiny_recipe() -> Recipe:
     r = Recipe()
