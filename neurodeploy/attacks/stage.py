@@ -123,6 +123,7 @@ def robustness_report(
     sparsity_samples: int = 200,
     target_max_samples: Mapping[str, int] | None = None,
     query_targets: Sequence[str] | None = None,
+    sweep_targets: Sequence[str] | None = None,
     pool_variants: Mapping[str, nn.Module] | None = None,
     eot_samples: int | None = None,
     seed: int = 0,
@@ -147,7 +148,8 @@ def robustness_report(
     ``target_max_samples`` caps, per target, the samples it simulates for the clean/transfer
     accuracies and the ε sweep (a seeded subset of the attacked samples; e.g. confirm a subset on
     Lava itself while its bit-exact emulator takes the full set); each entry records its
-    ``samples``. ``query_targets`` names the targets the query attack runs on (default: all; leave a
+    ``samples``. ``sweep_targets`` names the targets evaluated along the ε sweep (default: all).
+    ``query_targets`` names the targets the query attack runs on (default: all; leave a
     slow simulator out and attack its bit-exact emulator instead). ``pool_variants`` (e.g. ``{"avg": net, "max": net_max}``) adds the max- vs
     avg-pool table (:func:`.sparsity.pooling_table`) as ``pooling``.
     """
@@ -221,7 +223,8 @@ def robustness_report(
         i = subset_index(len(xs), cap, seed)
         return lambda xa: _target_accuracy(fn, xa[i], ys[i], batch_size)
 
-    others = {name: other(fn, caps.get(name)) for name, fn in targets.items()}
+    others = {name: other(fn, caps.get(name)) for name, fn in targets.items()
+              if sweep_targets is None or name in sweep_targets}
     eps_rows = epsilon_sweep(est, xs, ys, sweep_epsilons, step_size=cfg.step_size, steps=cfg.steps,
                              base_epsilon=cfg.epsilon, random_start=cfg.random_start, seed=seed, batch_size=batch_size,
                              others=others) if sweep_epsilons else []
