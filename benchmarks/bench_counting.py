@@ -40,9 +40,10 @@ def _time_interleaved(fns: list, repeats: int) -> tuple[list[list[float]], list[
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", default="digits", help="the network of this recipe (default: the demo's)")
     ap.add_argument("--repeats", type=int, default=60)
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--timesteps", type=int, default=8)
+    ap.add_argument("--timesteps", type=int, default=0, help="0: the recipe's")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU time is the work done)")
     ap.add_argument("--ann-epochs", type=int, default=0, help="train the ANN first (0: convert an untrained ANN)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "counting.json"))
@@ -52,14 +53,14 @@ def main() -> None:
     from neurodeploy.measure.graph import graph_from_network
     from neurodeploy.measure.metrics import SpikingActivity
     from neurodeploy.measure.ops import exact_synops
-    from neurodeploy.recipe import Recipe
+    from neurodeploy.recipe import load_recipe
     from neurodeploy.snn import create_ann, create_snn
     from neurodeploy.train import convert, train_ann
     from neurodeploy.util import seed_everything
 
     torch.set_num_threads(args.threads)
-    r = Recipe()
-    r.timesteps = args.timesteps
+    r = load_recipe(args.recipe)
+    r.timesteps = args.timesteps or r.timesteps
     data = load_dataset(r.data, r.seed)
     seed_everything(0)
     ann = create_ann(r, data.input_shape, data.num_classes)
@@ -112,7 +113,7 @@ def main() -> None:
                     "count_over_record": paired(c_count, c_rec)}
     result = {
         "benchmark": "counting overhead on a forward pass",
-        "model": "digits_convnet", "timesteps": args.timesteps, "samples": len(x), "batch_size": args.batch,
+        "model": f"{r.model.name} (width {r.model.width})", "recipe": args.recipe, "timesteps": r.timesteps, "samples": len(x), "batch_size": args.batch,
         "ann_epochs": args.ann_epochs, "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(), "torch": torch.__version__,
         "median_s": {"forward": m_plain, "forward_record": m_rec, "forward_record_count": m_count},
