@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # (measured 6-10x faster when anything else runs). Override: make demo OMP_NUM_THREADS=2
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-slow test-all bench clean
 
 setup: $(STAMP)
 
@@ -23,10 +23,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
 test-all: $(STAMP)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+# benchmark contenders: without their declared requirements (they would replace our torch), see requirements/README.md
+$(BENCH_STAMP): $(STAMP) requirements/bench.txt
+	$(VENV)/bin/pip install --no-deps --ignore-requires-python -r requirements/bench.txt
+	touch $@
+
+bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
