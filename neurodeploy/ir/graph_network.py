@@ -26,6 +26,7 @@ from torch import nn
 
 from ..data.encoding import encode
 from ..errors import IRError
+from ..snn.network import apply_layer, record_spikes
 from ..snn.neuron import SpikingNeuron
 
 _RESERVED = set(dir(nn.ModuleDict()))
@@ -213,22 +214,9 @@ class GraphNetwork(nn.Module):
                 if uses[p] == 0:
                     del vals[p]
             layer = self.layers[self.keys[name]]
-            if getattr(layer, "sequence_aware", False):
-                if const:
-                    h = h.unsqueeze(0).expand(T, *h.shape)
-                    const = False
-                h = layer(h)
-                if self.record and isinstance(layer, SpikingNeuron):
-                    with torch.no_grad():
-                        m = h.detach().sum(0)
-                        self.spike_maps[name] = m
-                        self.spike_counts[name] = m.flatten(1).sum(1)
-            elif const:
-                h = layer(h)
-            else:
-                t, b = h.shape[:2]
-                y = layer(h.reshape(t * b, *h.shape[2:]))
-                h = y.reshape(t, b, *y.shape[1:])
+            h, const = apply_layer(layer, h, const, T)
+            if self.record and isinstance(layer, SpikingNeuron):
+                record_spikes(self, name, h)
             vals[name] = (h, const)
         h, const = self._gather(self.output_node, vals)
         if const:

@@ -40,6 +40,32 @@ class TimeDropout(nn.Module):
 SpikingNeuron.sequence_aware = True  # type: ignore[attr-defined]
 
 
+def apply_layer(layer: nn.Module, h: torch.Tensor, const: bool, timesteps: int) -> tuple[torch.Tensor, bool]:
+    """Apply one layer to the running activation; the one place that decides how time is batched.
+
+    ``const``: ``h`` is ``[B, ...]`` and the same at every step (direct coding before the first
+    neuron); else ``h`` is ``[T, B, ...]``. Sequence-aware layers (neurons, time-dropout, blocks)
+    get the whole sequence; stateless layers run on the ``T·B`` batch. Returns ``(h, const)``.
+    """
+    if getattr(layer, "sequence_aware", False):
+        if const:
+            h = h.unsqueeze(0).expand(timesteps, *h.shape)
+        return layer(h), False
+    if const:
+        return layer(h), True
+    t, b = h.shape[:2]
+    y = layer(h.reshape(t * b, *h.shape[2:]))
+    return y.reshape(t, b, *y.shape[1:]), False
+
+
+def record_spikes(net: nn.Module, name: str, spikes: torch.Tensor) -> None:
+    """Store a neuron layer's spike counts per neuron ``[B, ...]`` and per sample ``[B]`` on ``net``."""
+    with torch.no_grad():
+        m = spikes.detach().sum(0)
+        net.spike_maps[name] = m
+        net.spike_counts[name] = m.flatten(1).sum(1)
+
+
 class SpikingNetwork(nn.Module):
     """Sequential SNN mapping an input batch to class logits (differentiable through the surrogate).
 
@@ -90,22 +116,9 @@ class SpikingNetwork(nn.Module):
         # neurons nested in composite blocks (``block.sn1``) are recorded through hooks
         hooks = [m.register_forward_hook(self._record_hook(n)) for n, m in self.neurons() if self.record and "." in n]
         for name, layer in self.layers.items():
-            if getattr(layer, "sequence_aware", False):
-                if const:
-                    h = h.unsqueeze(0).expand(T, *h.shape)
-                    const = False
-                h = layer(h)
-                if self.record and isinstance(layer, SpikingNeuron):
-                    with torch.no_grad():
-                        m = h.detach().sum(0)
-                        self.spike_maps[name] = m
-                        self.spike_counts[name] = m.flatten(1).sum(1)
-            elif const:
-                h = layer(h)
-            else:
-                t, b = h.shape[:2]
-                y = layer(h.reshape(t * b, *h.shape[2:]))
-                h = y.reshape(t, b, *y.shape[1:])
+            h, const = apply_layer(layer, h, const, T)
+            if self.record and isinstance(layer, SpikingNeuron):
+                record_spikes(self, name, h)
         for hk in hooks:
             hk.remove()
         if const:
@@ -114,9 +127,7 @@ class SpikingNetwork(nn.Module):
 
     def _record_hook(self, name: str):
         def hook(module: nn.Module, inp, out: torch.Tensor) -> None:
-            m = out.detach().sum(0)
-            self.spike_maps[name] = m
-            self.spike_counts[name] = m.flatten(1).sum(1)
+            record_spikes(self, name, out)
 
         return hook
 
