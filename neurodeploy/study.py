@@ -41,6 +41,7 @@ class RunResult:
     converted: float | None = None
     train_seconds: float = 0.0
     samples: int = 0
+    sparsity: dict[str, float] = field(default_factory=dict)  # layer -> fraction of exactly-zero input gradients
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Summary:
     seeds: list[int]
     mean: dict[str, float] = field(default_factory=dict)
     std: dict[str, float] = field(default_factory=dict)
+    sparsity: dict[str, float] = field(default_factory=dict)  # layer -> mean zero fraction over seeds
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -85,8 +87,11 @@ def run_one(recipe: Recipe, seed: int, out_dir: Path | None = None, progress: bo
     n = recipe.attack.max_samples or len(data.x_test)
     x, y = data.x_test[:n].float(), data.y_test[:n]
     m = evaluate_robustness(res.snn, x, y, recipe)
+    from .attacks.sparsity import gradient_sparsity
+
+    sparsity = {r["layer"]: r["zero_fraction"] for r in gradient_sparsity(res.snn, x, y)}
     return RunResult(recipe.name, seed, m["clean"], m["fgsm"], m["pgd"], res.ann_accuracy, res.converted_accuracy,
-                     round(secs, 2), len(x))
+                     round(secs, 2), len(x), sparsity)
 
 
 def summarize(runs: Iterable[RunResult]) -> list[Summary]:
@@ -99,6 +104,9 @@ def summarize(runs: Iterable[RunResult]) -> list[Summary]:
         s = Summary(name, [r.seed for r in rs])
         for k in METRICS:
             s.mean[k], s.std[k] = mean_std([getattr(r, k) for r in rs])
+        layers = list(rs[0].sparsity)
+        if layers and all(list(r.sparsity) == layers for r in rs):
+            s.sparsity = {k: sum(r.sparsity[k] for r in rs) / len(rs) for k in layers}
         out.append(s)
     return out
 
@@ -109,6 +117,13 @@ def markdown_table(summaries: Sequence[Summary]) -> str:
     for s in summaries:
         cells = [f"{100 * s.mean[k]:.1f} ± {100 * s.std[k]:.1f}" for k in METRICS]
         lines.append(f"| {s.recipe} | {len(s.seeds)} | " + " | ".join(cells) + " |")
+    layers = [k for k in summaries[0].sparsity] if summaries and summaries[0].sparsity else []
+    if layers and all(list(s.sparsity) == layers for s in summaries):
+        lines += ["", "Input-gradient sparsity (fraction of exactly-zero entries of ∂L/∂ layer input, mean over "
+                  "seeds; Luu et al. 2025):", "",
+                  "| recipe | " + " | ".join(layers) + " |", "|---|" + "---|" * len(layers)]
+        for s in summaries:
+            lines.append(f"| {s.recipe} | " + " | ".join(f"{s.sparsity[k]:.3f}" for k in layers) + " |")
     return "\n".join(lines) + "\n"
 
 

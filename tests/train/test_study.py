@@ -38,6 +38,18 @@ def test_run_study_end_to_end(tmp_path):
         assert 0 <= x.pgd <= x.clean <= 1 and x.fgsm <= x.clean
     saved = json.loads((tmp_path / "study.json").read_text())
     assert len(saved["runs"]) == 2 and saved["summary"][0]["recipe"] == "tiny"
+    assert all(0.0 <= v <= 1.0 for x in runs for v in x.sparsity.values()) and runs[0].sparsity
     assert (tmp_path / "tiny.seed0" / "snn.state.safetensors").is_file()
     again, _ = run_study([r], [0, 1], tmp_path)  # resumes: nothing retrained
     assert [x.clean for x in again] == [x.clean for x in runs]
+
+
+def test_sparsity_per_layer_in_study_table():
+    """The max- vs avg-pool comparison: per-layer input-gradient sparsity, averaged over seeds."""
+    runs = [RunResult("max", 0, 0.9, 0.5, 0.3, sparsity={"conv1": 0.2, "sn1": 0.6}),
+            RunResult("max", 1, 0.9, 0.5, 0.3, sparsity={"conv1": 0.4, "sn1": 0.8}),
+            RunResult("avg", 0, 0.9, 0.5, 0.2, sparsity={"conv1": 0.1, "sn1": 0.3})]
+    s = {x.recipe: x for x in summarize(runs)}
+    assert s["max"].sparsity == pytest.approx({"conv1": 0.3, "sn1": 0.7})
+    md = markdown_table([s["max"], s["avg"]])
+    assert "| recipe | conv1 | sn1 |" in md and "| max | 0.300 | 0.700 |" in md and "| avg | 0.100 | 0.300 |" in md
