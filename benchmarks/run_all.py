@@ -29,7 +29,9 @@ def main(names: list[str]) -> int:
     print("\n== results")
     for j in sorted((HERE / "results").glob("*.json")):
         data = json.loads(j.read_text())
-        flat = {k: v for k, v in data.items() if isinstance(v, (int, float, str, bool))}
+        # a script may name its headline figures in "headline"; else the first scalar fields
+        src = data["headline"] if isinstance(data.get("headline"), dict) else data
+        flat = {k: v for k, v in src.items() if isinstance(v, (int, float, str, bool))}
         print(f"{j.stem}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                         for k, v in list(flat.items())[:8]))
     if failed:

@@ -11,13 +11,14 @@ already includes the step's input, so there is no extra delay per layer.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
 
-from .surrogate import LinearSurrogate
+from .surrogate import ATanSurrogate, LinearSurrogate
 
 
 class NeuronState(NamedTuple):
@@ -44,6 +45,182 @@ def neuron_step(
     return s, NeuronState(u, s)
 
 
+def _surrogate_grad_(z: torch.Tensor, kind: int, scale: float) -> torch.Tensor:
+    """dO/dz of :mod:`.surrogate`, in place on ``z`` (kind 0: linear γ·max(0, 1 − |z|); 1: ATan
+    (α/2)/(1 + (π/2·α·z)²))."""
+    if kind == 0:
+        return z.abs_().neg_().add_(1.0).clamp_(min=0.0).mul_(scale)
+    return z.mul_(math.pi / 2 * scale).square_().add_(1.0).reciprocal_().mul_(scale / 2)
+
+
+def _dsig_times_(u: torch.Tensor, d_o: torch.Tensor, out: torch.Tensor, th: float, kind: int, scale: float) -> None:
+    """``out`` ← d_o · σ'(u/v_th − 1) / v_th for a scalar v_th, in as few passes as possible.
+
+    ATan: (α/2v_th)/(1 + (π/2·α·z)²) = 1/(1/k + w²) with k = α/2v_th, w = π/2·α·z/√k (5 passes);
+    linear: −(γ/v_th)·min(|z| − 1, 0) (7 passes).
+    """
+    if kind == 1:
+        k = scale / (2 * th)
+        c = math.pi / 2 * scale / math.sqrt(k)
+        torch.mul(u, c / th, out=out)
+        out.sub_(c).square_().add_(1.0 / k)
+        torch.div(d_o, out, out=out)
+    else:
+        torch.mul(u, 1.0 / th, out=out)
+        out.sub_(1.0).abs_().sub_(1.0).clamp_(max=0.0).mul_(d_o).mul_(-scale / th)
+
+
+class _FusedRecurrence(torch.autograd.Function):
+    """The whole time loop of :func:`neuron_step` as one autograd node.
+
+    Forward repeats :func:`neuron_step`'s arithmetic exactly (same operations in the same order, so
+    the spikes are bit-identical) without recording a graph and keeps ``u[t]`` for backward.
+    Backward runs the recurrence in reverse by hand, a few kernels per step written in place into
+    the gradient buffer (fresh large buffers cost page faults on CPU), for reset by subtraction::
+
+        dO[t] = ∂L/∂O[t] − v_th · du[t+1]                 (zero reset: − λ·u[t] · du[t+1])
+        du[t] = dO[t] · σ'(z[t]) / v_th + λ · du[t+1]     (zero reset: λ·(1 − O[t]) · du[t+1])
+        dx[t] = du[t];   dλ = Σ_t du[t]·u[t−1]            (zero reset: ·(1 − O[t−1]))
+        dv_th = Σ_t −dO[t]·σ'(z[t])·u[t]/v_th² − du[t]·O[t−1]   (zero reset: first term only)
+
+    with z = u / v_th − 1 and σ' the surrogate's derivative. The initial state (carried across
+    HIRE-SNN periods) is detached by :class:`SpikingNeuron`, so it gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, threshold, leak, u0, s0, zero_reset: bool, kind: int, scale: float):  # type: ignore[override]
+        T = x.shape[0]
+        u_seq = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        s_seq = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        th_f = float(threshold) if threshold.dim() == 0 else None
+        chunks = _chunks(x)
+        scratch = torch.empty_like(x[0][chunks[0]])  # reused: a fresh temporary per op costs page faults
+        for sl in chunks:
+            u = None if u0 is None else u0[sl]
+            s = None if s0 is None else s0[sl]
+            for t in range(T):
+                xt, out, tmp = x[t][sl], u_seq[t][sl], scratch[: x[t][sl].shape[0]]
+                if u is None:
+                    u = out.copy_(xt)
+                elif zero_reset:
+                    u = torch.add(leak * u * (1.0 - s), xt, out=out)
+                else:  # u ← λ·u + x − v_th·O, the operations of neuron_step in its order
+                    torch.mul(leak, u, out=tmp).add_(xt)
+                    if th_f is not None:  # O ∈ {0, 1}: v_th·O is exact, so a − v_th·O in one kernel is the same
+                        u = torch.sub(tmp, s, alpha=th_f, out=out)
+                    else:
+                        u = torch.sub(tmp, threshold * s, out=out)
+                # neuron_step's (u / v_th − 1) > 0, written as u / v_th > 1: the same for every float
+                # (a − 1 is exact for a in [0.5, 2] and cannot round to 0 elsewhere)
+                s = torch.gt(torch.div(u, threshold, out=tmp), 1.0, out=s_seq[t][sl])
+        us = u_seq.unbind(0)
+        ctx.save_for_backward(s_seq, threshold, leak, u0, s0, *us)
+        ctx.zero_reset, ctx.kind, ctx.scale = zero_reset, kind, scale
+        u_last, s_last = us[-1].clone(), s_seq[-1].clone()
+        ctx.mark_non_differentiable(u_last, s_last)
+        return s_seq, u_last, s_last
+
+    @staticmethod
+    def backward(ctx, g_out, _gu_last, _gs_last):  # type: ignore[override]
+        s_seq, th, lam, u0, s0, *us = ctx.saved_tensors
+        zero = ctx.zero_reset
+        T = len(us)
+        need_th, need_lam = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        scalar = th.dim() == 0 and lam.dim() == 0
+        th_f, lam_f = (float(th), float(lam)) if scalar else (None, None)
+        gx = torch.empty(s_seq.shape, dtype=s_seq.dtype, device=s_seq.device)
+        # Σ_t dO·σ'/v_th·u,  Σ_t du[t]·O[t−1],  Σ_t du[t]·∂u[t]/∂λ  (per neuron and sample)
+        acc_z = torch.zeros_like(us[0]) if need_th else None
+        acc_r = torch.zeros_like(us[0]) if need_th and not zero else None
+        acc_l = torch.zeros_like(us[0]) if need_lam else None
+        chunks = _chunks(s_seq)
+        scratch = torch.empty_like(us[0][chunks[0]])
+        for sl in chunks:
+            for t in range(T - 1, -1, -1):
+                u_t, du = us[t][sl], gx[t][sl]
+                nxt = gx[t + 1][sl] if t < T - 1 else None
+                # du[t] ← dO[t] · σ'(u/v_th − 1)/v_th, then + the λ-path from u[t+1]
+                if nxt is None:
+                    d_o = g_out[t][sl]
+                elif zero:
+                    d_o = g_out[t][sl] - lam * u_t * nxt
+                elif scalar:
+                    d_o = torch.sub(g_out[t][sl], nxt, alpha=th_f, out=scratch[: u_t.shape[0]])
+                else:
+                    d_o = g_out[t][sl] - th * nxt
+                if scalar:
+                    _dsig_times_(u_t, d_o, du, th_f, ctx.kind, ctx.scale)
+                else:
+                    torch.div(u_t, th, out=du)
+                    _surrogate_grad_(du.sub_(1.0), ctx.kind, ctx.scale).div_(th).mul_(d_o)
+                if need_th:
+                    acc_z[sl].addcmul_(du, u_t)
+                if nxt is not None:
+                    if zero:
+                        du.add_(lam * (1.0 - s_seq[t][sl]) * nxt)
+                    elif scalar:
+                        du.add_(nxt, alpha=lam_f)
+                    else:
+                        du.add_(lam * nxt)
+                if t > 0 or u0 is not None:  # the terms through u[t−1], O[t−1] (the carried state at t = 0)
+                    u_prev, s_prev = (us[t - 1][sl], s_seq[t - 1][sl]) if t > 0 else (u0[sl], s0[sl])
+                    if acc_r is not None:
+                        acc_r[sl].addcmul_(du, s_prev)
+                    if need_lam:
+                        acc_l[sl].addcmul_(du, u_prev * (1.0 - s_prev) if zero else u_prev)
+        g_th = g_lam = None
+        if need_th:
+            g = acc_z.div_(th).neg_()  # −Σ dO·σ'·u / v_th²
+            if acc_r is not None:
+                g = g.sub_(acc_r)  # reset by subtraction: −Σ du[t]·O[t−1]
+            g_th = g.sum_to_size(th.shape) if th.dim() else g.sum()
+        if need_lam:
+            g_lam = acc_l.sum_to_size(lam.shape) if lam.dim() else acc_l.sum()
+        return gx, g_th, g_lam, None, None, None, None, None
+
+
+_CHUNK = 1 << 18  # elements per step worked on together: the step's few tensors stay in the L2 cache
+
+
+def _chunks(x: torch.Tensor) -> list[slice]:
+    """Slices of the batch dimension (dim 1 of ``[T, B, ...]``) of about ``_CHUNK`` elements per step.
+
+    The recurrence is elementwise, so running it chunk by chunk gives the same numbers; for large
+    layers (VGG on 32×32) it keeps the per-step tensors in cache instead of streaming every pass
+    through memory. Small layers, and tensors on a GPU, are one chunk.
+    """
+    if x.dim() < 2 or x.shape[1] <= 1 or x.device.type != "cpu":
+        return [slice(None)]
+    per = max(1, x[0, 0].numel())
+    nb = max(1, _CHUNK // per)
+    if nb >= x.shape[1]:
+        return [slice(None)]
+    return [slice(b, min(b + nb, x.shape[1])) for b in range(0, x.shape[1], nb)]
+
+
+_FUSABLE = {LinearSurrogate: 0, ATanSurrogate: 1}
+
+
+def fused_sequence(
+    x: torch.Tensor,
+    state: NeuronState | None,
+    threshold: torch.Tensor,
+    leak: torch.Tensor,
+    reset: str,
+    surrogate: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, NeuronState] | None:
+    """:func:`neuron_step` over all of ``x`` (``[T, B, ...]``) as one autograd node (see
+    :class:`_FusedRecurrence`); returns (spikes ``[T, B, ...]``, last state, not differentiable),
+    or ``None`` when the surrogate or reset is not one the hand-written backward knows."""
+    kind = _FUSABLE.get(type(surrogate))
+    if kind is None or reset not in ("subtract", "zero") or x.shape[0] == 0:
+        return None
+    scale = surrogate.gamma if kind == 0 else surrogate.alpha  # type: ignore[attr-defined]
+    u0, s0 = (None, None) if state is None else (state.u, state.s)
+    s_seq, u, s = _FusedRecurrence.apply(x, threshold, leak, u0, s0, reset == "zero", kind, scale)
+    return s_seq, NeuronState(u, s)
+
+
 @dataclass
 class NeuronSpec:
     """Everything that defines a neuron layer; maps one-to-one onto NIR IF/LIF + metadata."""
@@ -59,7 +236,9 @@ class SpikingNeuron(nn.Module):
     """A layer of neurons with a per-layer trainable threshold and leak (leak clamped to ≤ 1).
 
     ``forward`` takes the whole sequence ``[T, B, ...]`` and returns spikes of the same shape; the
-    time loop lives here and nowhere else.
+    time loop lives here and nowhere else: as one fused autograd node (:func:`fused_sequence`) for
+    the built-in surrogates, else step by step through :func:`neuron_step` (``fused = False``
+    forces that path; both give identical spikes and, up to rounding, identical gradients).
     """
 
     def __init__(self, spec: NeuronSpec | None = None, surrogate: Callable | None = None) -> None:
@@ -78,15 +257,24 @@ class SpikingNeuron(nn.Module):
             self.leak.clamp_(min=0.0, max=1.0)
             self.threshold.clamp_(min=1e-3)
 
+    fused = True  # run the time loop as one autograd node (fused_sequence) when the surrogate allows
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         state = self.state if self.carry_state else None
-        out = []
-        for t in range(x.shape[0]):
-            s, state = neuron_step(x[t], state, self.threshold, self.leak, self.reset, self.surrogate)
-            out.append(s)
+        # tracing (ONNX export, torch.jit) needs the plain ops: an autograd.Function is opaque to it
+        fuse = self.fused and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()
+        res = fused_sequence(x, state, self.threshold, self.leak, self.reset, self.surrogate) if fuse else None
+        if res is not None:
+            spikes, state = res
+        else:  # step by step through neuron_step (any surrogate)
+            out = []
+            for xt in x.unbind(0):
+                s, state = neuron_step(xt, state, self.threshold, self.leak, self.reset, self.surrogate)
+                out.append(s)
+            spikes = torch.stack(out)
         if self.carry_state and state is not None:
             self.state = NeuronState(state.u.detach(), state.s.detach())
-        return torch.stack(out)
+        return spikes
 
     def extra_repr(self) -> str:
         return f"threshold={float(self.threshold):.4g}, leak={float(self.leak):.4g}, reset={self.reset}"
