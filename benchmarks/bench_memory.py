@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory.json"
-FUNCS = ("torch_target", "source_predictions", "source_spike_maps")
+FUNCS = ("torch_target", "source_predictions", "source_spike_maps", "source_exact_counts")
 
 
 def _model():
@@ -76,6 +76,11 @@ def worker(func: str, tiles: int) -> dict:
         with torch.no_grad():
             p = torch.cat([net(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)]).numpy()
         nbytes = p.nbytes
+    elif func == "source_exact_counts":  # what the pipeline uses: maps reduced batch by batch
+        from neurodeploy.measure.stage import source_exact_counts
+
+        counts, exact = source_exact_counts(net, x)
+        nbytes = sum(np.asarray(v).nbytes for v in counts.values()) + sum(v.nbytes for v in exact.values())
     else:
         from neurodeploy.measure.stage import source_spike_maps
 

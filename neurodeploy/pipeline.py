@@ -240,14 +240,14 @@ def source_predictions(run: Run, x: torch.Tensor) -> np.ndarray:
 
 def source_stage(run: Run) -> dict[str, Any]:
     """Evaluate the source SNN and its ANN twin on the test set; activity, operations, energy."""
-    from .measure.stage import measure_report, source_spike_maps
+    from .measure.stage import measure_report, source_exact_counts
 
     r = run.recipe
     x, y = run.test_data()
     seed_everything(r.seed)
     preds = source_predictions(run, x)
-    counts, maps = source_spike_maps(run.model, x)
-    section = measure_report(run.model, counts, spike_maps=maps)
+    counts, exact = source_exact_counts(run.model, x)
+    section = measure_report(run.model, counts, exact=exact)
     report = run.report()
     report.update({
         "schema_version": SCHEMA_VERSION,
@@ -355,13 +355,13 @@ def simulate_stage(run: Run, targets: list[str], progress: bool = True) -> dict[
 
 def energy_stage(run: Run) -> dict[str, Any]:
     """Energy of the ANN, the source SNN (eq. 7/8) and every simulated target (its profile)."""
-    from .measure.stage import measure_report, source_spike_maps
+    from .measure.stage import measure_report, source_exact_counts
 
     report = run.report()
     if "source" not in report:
         report = source_stage(run)
     x, _ = run.test_data()
-    counts, maps = source_spike_maps(run.model, x)
+    counts, exact = source_exact_counts(run.model, x)
     outs, profiles = {}, {}
     for name, entry in report.get("targets", {}).items():
         out = load_outputs(run, name)
@@ -370,7 +370,7 @@ def energy_stage(run: Run) -> dict[str, Any]:
         outs[name] = out
         if entry.get("profile"):
             profiles[name] = load_profile(entry["profile"])
-    section = measure_report(run.model, counts, outs, profiles, spike_maps=maps)
+    section = measure_report(run.model, counts, outs, profiles, exact=exact)
     report["energy"] = section
     report["source"]["energy"] = section["by_profile"]
     for name, t in section["targets"].items():

@@ -56,6 +56,7 @@ def _formula_energy(rows: list[dict[str, Any]], cmos: Profile, ann: dict[str, fl
 def measure_report(net: SpikingNetwork, source: Any, targets: Mapping[str, Any] | None = None,
                    profiles: Mapping[str, Profile | str | None] | None = None, cmos: Profile | str = "cmos45nm",
                    spike_maps: dict[str, torch.Tensor] | None = None,
+                   exact: dict[str, np.ndarray] | None = None,
                    input_events: float | None = None) -> dict[str, Any]:
     """The report's energy section (JSON-ready), per sample.
 
@@ -71,7 +72,7 @@ def measure_report(net: SpikingNetwork, source: Any, targets: Mapping[str, Any] 
     direct = net.encoding == "direct"
     equation = "HIRE-SNN eq. 8 (direct input)" if direct else "HIRE-SNN eq. 7 (spike input)"
     spikes, synops = _spikes_of(source)
-    rows = layer_table(net, spikes, synops or None, spike_maps, input_events)
+    rows = layer_table(net, spikes, synops or None, spike_maps, input_events, exact)
     ann: dict[str, Any] = {}
     for p in PRECISIONS:
         if f"mac_{p}" in cmos.energy:
@@ -207,6 +208,43 @@ def input_event_maps(x: torch.Tensor, timesteps: int, encoding: str) -> torch.Te
     if encoding == "events":
         return x.sum(1)
     raise ValueError(f"unknown encoding {encoding!r}")
+
+
+def source_exact_counts(net: SpikingNetwork, x: torch.Tensor, batch_size: int = 256
+                        ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Stream the source network over ``x``: (layer -> spikes per sample, row -> exact ops per sample).
+
+    The same numbers :func:`source_spike_maps` + :func:`~.ops.exact_ops` give, but the spike maps of
+    a batch are reduced to per-sample op counts before the next batch, so memory does not grow with
+    the number of samples beyond a few floats per sample. Pass the second dict as
+    ``measure_report(..., exact=...)``.
+    """
+    from .ops import exact_ops, op_rows
+
+    g = graph_from_network(net)
+    rows = op_rows(g)
+    rec, net.record = net.record, True
+    counts: dict[str, list] = {}
+    exact: dict[str, list] = {}
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size]
+                net(xb)
+                maps = dict(net.spike_maps)
+                for k, v in net.spike_counts.items():
+                    counts.setdefault(k, []).append(v.numpy())
+                events = input_event_maps(xb, net.timesteps, net.encoding)
+                if events is not None:
+                    maps["input"] = events.to(torch.float32)
+                    counts.setdefault("input", []).append(events.flatten(1).sum(1).double().numpy())
+                for r in rows:
+                    e = exact_ops(g, r, maps)
+                    if e is not None:
+                        exact.setdefault(r.name, []).append(e.double().numpy())
+    finally:
+        net.record = rec
+    return ({k: np.concatenate(v) for k, v in counts.items()}, {k: np.concatenate(v) for k, v in exact.items()})
 
 
 def source_spike_maps(net: SpikingNetwork, x: torch.Tensor, batch_size: int = 256) -> tuple[dict[str, np.ndarray],

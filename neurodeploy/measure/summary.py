@@ -24,7 +24,8 @@ from .ops import exact_ops, input_activity, op_rows
 
 def layer_table(net: SpikingNetwork | OpGraph, layer_spikes: dict[str, Any],
                 synops: dict[str, Any] | None = None, spike_maps: dict[str, torch.Tensor] | None = None,
-                input_events: float | None = None) -> list[dict[str, Any]]:
+                input_events: float | None = None,
+                exact: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Rows: name, kind, neurons, spikes_per_sample, sa, tasa, flops_ann, flops_snn, and more.
 
     ``layer_spikes``: neuron layer -> spikes per sample (array over samples; ``Outputs.layer_spikes``).
@@ -32,6 +33,8 @@ def layer_table(net: SpikingNetwork | OpGraph, layer_spikes: dict[str, Any],
     ``synops_per_sample``. ``spike_maps``: neuron layer -> per-neuron spike counts ``[B, ...]``,
     from which the exact count (spikes × real fan-out) is computed; without them the target's count
     is the exact one. ``input_events``: spikes per sample of a spike-coded input (rate coding).
+    ``exact``: row -> exact ops per sample, already computed batch by batch
+    (:func:`~neurodeploy.measure.stage.source_exact_counts`), used instead of ``spike_maps``.
     """
     g = net if isinstance(net, OpGraph) else graph_from_network(net)
     T = g.timesteps
@@ -67,9 +70,15 @@ def layer_table(net: SpikingNetwork | OpGraph, layer_spikes: dict[str, Any],
         }
         if synops and r.name in synops:
             row["synops_per_sample"] = float(np.mean(np.asarray(synops[r.name], dtype=np.float64)))
-        exact = exact_ops(g, r, spike_maps) if spike_maps is not None else None
-        if exact is not None:
-            row["synops_exact"] = float(exact.double().mean())
+        if exact is not None and r.name in exact:
+            row["synops_exact"] = float(np.mean(np.asarray(exact[r.name], dtype=np.float64)))
+            counted = None
+        else:
+            counted = exact_ops(g, r, spike_maps) if spike_maps is not None else None
+        if "synops_exact" in row:
+            pass
+        elif counted is not None:
+            row["synops_exact"] = float(counted.double().mean())
         elif "synops_per_sample" in row:
             row["synops_exact"] = row["synops_per_sample"]
         elif r.in_value == "analog" or (r.kind not in SYNAPTIC_KINDS and r.in_value == "binary"

@@ -137,3 +137,17 @@ def test_torch_target_counts_match_the_source(small_net):
     assert sec["targets"]["torch"]["chip"] is None  # no chip profile: the equations only
     assert sec["targets"]["torch"]["snn"]["fp32"]["joules_per_sample"] == pytest.approx(
         sec["snn"]["fp32"]["joules_per_sample"])
+
+
+def test_streamed_exact_counts_equal_full_maps(trained_snn, digits_data):
+    """Batch-by-batch exact counts (memory flat in N) give the same report rows as full spike maps."""
+    from neurodeploy.measure.stage import measure_report, source_exact_counts, source_spike_maps
+
+    x = digits_data.x_test[:150]
+    counts, maps = source_spike_maps(trained_snn, x, batch_size=64)
+    counts2, exact = source_exact_counts(trained_snn, x, batch_size=64)
+    assert set(counts) == set(counts2) and all((counts[k] == counts2[k]).all() for k in counts)
+    a = measure_report(trained_snn, counts, spike_maps=maps)["layers"]
+    b = measure_report(trained_snn, counts2, exact=exact)["layers"]
+    assert [r.get("synops_exact") for r in a] == pytest.approx([r.get("synops_exact") for r in b])
+    assert any(r.get("synops_exact") for r in b)
