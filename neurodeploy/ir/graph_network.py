@@ -26,7 +26,7 @@ from torch import nn
 
 from ..data.encoding import encode
 from ..errors import IRError
-from ..snn.network import apply_layer, record_spikes
+from ..snn.network import NeuronOps, apply_layer, record_spikes
 from ..snn.neuron import SpikingNeuron
 
 _RESERVED = set(dir(nn.ModuleDict()))
@@ -93,7 +93,7 @@ class NodeDict(nn.ModuleDict):
         return list(self._modules.values())
 
 
-class GraphNetwork(nn.Module):
+class GraphNetwork(NeuronOps, nn.Module):
     """An SNN over a directed acyclic graph of named modules (see the module docstring).
 
     ``layers`` is a list of (NIR node name, module) for the compute nodes, ``edges`` the NIR edges
@@ -175,16 +175,6 @@ class GraphNetwork(nn.Module):
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
         """Neuron nodes in execution order, by NIR name."""
         return [(n, m) for n, m in self.named_nodes() if isinstance(m, SpikingNeuron)]
-
-    def clamp_(self) -> None:
-        for _, m in self.neurons():
-            m.clamp_()
-
-    def set_carry_state(self, on: bool) -> None:
-        """Carry neuron state across forward calls (HIRE-SNN periods); off clears the state."""
-        for _, m in self.neurons():
-            m.carry_state = on
-            m.state = None
 
     def _gather(self, name: str, vals: dict[str, tuple[torch.Tensor, bool]]) -> tuple[torch.Tensor, bool]:
         ins = [vals[p] for p in self.preds[name]]

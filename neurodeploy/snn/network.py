@@ -66,7 +66,25 @@ def record_spikes(net: nn.Module, name: str, spikes: torch.Tensor) -> None:
         net.spike_counts[name] = m.flatten(1).sum(1)
 
 
-class SpikingNetwork(nn.Module):
+class NeuronOps:
+    """What training does to every neuron layer of a network that lists them with ``neurons()``."""
+
+    def neurons(self) -> list[tuple[str, SpikingNeuron]]:
+        raise NotImplementedError
+
+    def clamp_(self) -> None:
+        """Keep every layer's leak ≤ 1 and threshold > 0 (call after each optimiser step)."""
+        for _, m in self.neurons():
+            m.clamp_()
+
+    def set_carry_state(self, on: bool) -> None:
+        """Carry neuron state across forward calls (HIRE-SNN periods); off clears the state."""
+        for _, m in self.neurons():
+            m.carry_state = on
+            m.state = None
+
+
+class SpikingNetwork(NeuronOps, nn.Module):
     """Sequential SNN mapping an input batch to class logits (differentiable through the surrogate).
 
     ``layers`` is an ordered list of (name, module). After a forward pass with ``record=True``,
@@ -96,16 +114,6 @@ class SpikingNetwork(nn.Module):
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
         """All neuron layers in forward order, nested ones (residual blocks) as ``block.sn1``."""
         return [(n, m) for n, m in self.layers.named_modules() if isinstance(m, SpikingNeuron)]
-
-    def clamp_(self) -> None:
-        for _, m in self.neurons():
-            m.clamp_()
-
-    def set_carry_state(self, on: bool) -> None:
-        """Carry neuron state across forward calls (HIRE-SNN periods); off clears the state."""
-        for _, m in self.neurons():
-            m.carry_state = on
-            m.state = None
 
     def run_sequence(self, x: torch.Tensor) -> torch.Tensor:
         """Run the layers on an input; returns the last layer's output sequence ``[T, B, ...]``."""
