@@ -17,8 +17,9 @@ $(STAMP): requirements/lock.txt requirements/no-deps.txt pyproject.toml scripts/
 	bash scripts/setup-venv.sh
 	touch $@
 
+# A second `make demo` reuses runs/demo (training is skipped); `make demo FORCE=1` starts it over.
 demo: $(STAMP)
-	$(VENV)/bin/neurodeploy run models/digits.toml --out runs/demo
+	$(VENV)/bin/neurodeploy run models/digits.toml --out runs/demo $(if $(FORCE),--force)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
