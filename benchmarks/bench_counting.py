@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from neurodeploy.util import write_json_atomic
+
 
 def _time_interleaved(fns: list, repeats: int) -> tuple[list[list[float]], list[list[float]]]:
     """Time each function ``repeats`` times (wall clock and this process's CPU time), interleaved in
@@ -132,8 +134,7 @@ def main() -> None:
         "sa_per_layer": sa,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(out, result)
     print(json.dumps(result, indent=2))
 
 

@@ -23,7 +23,6 @@ training and the Lava simulation).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -34,6 +33,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from neurodeploy.util import write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "demo.json"
@@ -139,8 +140,7 @@ def main(argv=None) -> int:
     if not a.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(out, result)
     print(f"{'demo run':<34}{'value':>12}")
     print(f"{'exit code':<34}{rc:>12}")
     print(f"{'wall (s)':<34}{wall:>12.1f}")

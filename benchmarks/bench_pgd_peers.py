@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import statistics
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from neurodeploy.util import write_json_atomic
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "pgd_peers.json"
@@ -102,8 +103,7 @@ def main(argv=None) -> int:
     result["headline"] = {k: result[k] for k in ("ratio_ours_over_torchattacks", "ratio_ours_over_torchattacks_cpu",
                                                  "adversarial_identical", "ours_wall_s", "torchattacks_wall_s", "threads")}
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(out, result)
     print(f"PGD-7 over {len(x)} digits test images, {a.threads} thread(s), median of {a.repeats}:")
     print(f"{'':<14}{'wall s':>9}{'cpu s':>9}")
     print(f"{'ours':<14}{result['ours_wall_s']:>9.3f}{result['ours_cpu_s']:>9.3f}")

@@ -240,13 +240,13 @@ def source_predictions(run: Run, x: torch.Tensor) -> np.ndarray:
 
 def source_stage(run: Run) -> dict[str, Any]:
     """Evaluate the source SNN and its ANN twin on the test set; activity, operations, energy."""
-    from .measure.stage import measure_report, source_exact_counts
+    from .measure.stage import measure_report
 
     r = run.recipe
     x, y = run.test_data()
     seed_everything(r.seed)
     preds = source_predictions(run, x)
-    counts, exact = source_exact_counts(run.model, x)
+    counts, exact = source_counts(run, x, preds)
     section = measure_report(run.model, counts, exact=exact)
     report = run.report()
     report.update({
@@ -302,6 +302,21 @@ def load_outputs(run: Run, name: str) -> Outputs | None:
                    json.loads(str(d["info"])) if "info" in d else {})
 
 
+SOURCE_OUTPUTS = "source"  # outputs/source.npz: the source SNN's counts on the test set
+
+
+def source_counts(run: Run, x: torch.Tensor, preds: np.ndarray | None = None
+                  ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The source SNN's spikes per layer and exact ops per row, per test sample, streamed over the
+    test set once and kept in ``outputs/source.npz`` for the energy stage."""
+    from .measure.stage import source_exact_counts
+
+    counts, exact = source_exact_counts(run.model, x)
+    preds = source_predictions(run, x) if preds is None else preds
+    save_outputs(run, SOURCE_OUTPUTS, Outputs(preds, None, counts, exact))
+    return counts, exact
+
+
 def _jsonable(o: Any) -> Any:
     if isinstance(o, dict):
         return {str(k): _jsonable(v) for k, v in o.items()}
@@ -355,13 +370,13 @@ def simulate_stage(run: Run, targets: list[str], progress: bool = True) -> dict[
 
 def energy_stage(run: Run) -> dict[str, Any]:
     """Energy of the ANN, the source SNN (eq. 7/8) and every simulated target (its profile)."""
-    from .measure.stage import measure_report, source_exact_counts
+    from .measure.stage import measure_report
 
     report = run.report()
     if "source" not in report:
         report = source_stage(run)
-    x, _ = run.test_data()
-    counts, exact = source_exact_counts(run.model, x)
+    src = load_outputs(run, SOURCE_OUTPUTS)
+    counts, exact = (src.layer_spikes, src.synops) if src is not None else source_counts(run, run.test_data()[0])
     outs, profiles = {}, {}
     for name, entry in report.get("targets", {}).items():
         out = load_outputs(run, name)

@@ -8,6 +8,7 @@ always returned inside the ε-ball around ``x`` and inside [0, 1].
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from typing import ClassVar, Sequence
 
 import torch
@@ -24,7 +25,7 @@ def project_linf(x_adv: torch.Tensor, x: torch.Tensor, epsilon: float) -> torch.
     return torch.clamp(x + delta, 0.0, 1.0)
 
 
-class Attack:
+class Attack(ABC):
     """Base of the attacks: subclasses set ``needs`` and implement ``_generate_batch``.
 
     ``generate`` checks the estimator's capabilities (raising :class:`AttackError`), then runs
@@ -62,9 +63,9 @@ class Attack:
             out.append(project_linf(self._generate_batch(estimator, xb, yb, gen), xb, self.epsilon).detach())
         return torch.cat(out) if out else x.clone()
 
-    def _generate_batch(self, estimator, x: torch.Tensor, y: torch.Tensor,
-                        gen: torch.Generator) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def _generate_batch(self, estimator, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Adversarial images for one batch (projection to the ε-ball and [0, 1] follows in generate)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(epsilon={self.epsilon:.4g})"

@@ -18,6 +18,7 @@ simulator by mistake.
 from __future__ import annotations
 
 import contextlib
+from abc import ABC, abstractmethod
 import logging
 from typing import Callable, Iterator, Sequence
 
@@ -38,20 +39,22 @@ __all__ = [
 ]
 
 
-class ClassifierMixin:
+class ClassifierMixin(ABC):
     """Capability: answers queries, ``predict(x) -> logits [B, classes]`` (a float tensor)."""
 
     n_classes: int
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, classes]`` for images ``x``."""
 
 
-class LossGradientsMixin:
+class LossGradientsMixin(ABC):
     """Capability: ``loss_gradient(x, y) -> ∇ₓ L(f(x), y)`` with L the cross-entropy."""
 
-    def loss_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def loss_gradient(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """∇ₓ of the cross-entropy of ``f(x)`` against ``y``, the shape of ``x``."""
 
 
 def check_estimator(attack_name: str, estimator: object, needs: Sequence[type]) -> None:

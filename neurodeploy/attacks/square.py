@@ -101,9 +101,10 @@ class SquareAttack(Attack):
         log.info("square: success %.3f, mean queries %.1f", s["success_rate"], s["queries_mean"])
         return res
 
-    def generate(self, estimator: object, x: torch.Tensor, y: torch.Tensor,
-                 batch_size: int | None = None) -> torch.Tensor:
-        return self.run(estimator, x, y, batch_size).x_adv  # type: ignore[arg-type]
+    def _generate_batch(self, estimator: ClassifierMixin, x: torch.Tensor, y: torch.Tensor,
+                        gen: torch.Generator) -> torch.Tensor:
+        """``generate`` (the Attack contract): the images of :meth:`run`, without its query counts."""
+        return self._attack_batch(estimator, x, y, gen)[0]
 
     def _attack_batch(self, est: ClassifierMixin, x: torch.Tensor, y: torch.Tensor,
                       gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -40,6 +40,11 @@ class TransferAttack(Attack):
         return self.attack.generate(self.surrogate, x, y, batch_size=batch_size)
 
     @property
+    def _generate_batch(self, estimator: object, x: torch.Tensor, y: torch.Tensor,
+                        gen: torch.Generator) -> torch.Tensor:
+        """One batch crafted on the surrogate (``estimator``, the victim, is never queried)."""
+        return self.attack._generate_batch(self.surrogate, x, y, gen)
+
     def surrogate_has_gradients(self) -> bool:
         return isinstance(self.surrogate, LossGradientsMixin)
 

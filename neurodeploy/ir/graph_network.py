@@ -134,14 +134,7 @@ class GraphNetwork(NeuronOps, nn.Module):
                 k += "_"
             self.keys[n] = k
         self.layers = NodeDict(OrderedDict((self.keys[n], mods[n]) for n in self.node_order), self.keys)
-        self.timesteps = timesteps
-        self.encoding = encoding
-        self.readout = readout
-        self.input_shape = tuple(input_shape) if input_shape is not None else None
-        self.record = False
-        self.spike_counts: dict[str, torch.Tensor] = {}
-        self.spike_maps: dict[str, torch.Tensor] = {}
-        self.generator: torch.Generator | None = None
+        self._init_run(timesteps, encoding, readout, input_shape)
 
     def _check_connected(self, names: list[str], source: str) -> None:
         succ: dict[str, list[str]] = {n: [] for n in names}

@@ -69,6 +69,23 @@ def op_joules(op: str, profile: Profile, precision: str) -> float:
     raise ValueError(f"unknown op kind {op!r}")
 
 
+def energy_totals(rows: list[dict[str, Any]], profile: Profile) -> dict[str, dict[str, Any]]:
+    """Per precision (int32, fp32) with MAC and AC constants in ``profile`` and a formula energy for
+    every row: ``{per: row_energies, snn, snn_exact (None unless every row has one), ann}`` in joules."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in ("int32", "fp32"):
+        if f"mac_{p}" not in profile.energy or f"ac_{p}" not in profile.energy:
+            continue
+        per = row_energies(rows, profile, p)
+        if any(e["snn_joules"] is None for e in per):
+            continue
+        exact = [e["snn_exact_joules"] for e in per]
+        out[p] = {"per": per, "snn": sum(e["snn_joules"] for e in per),
+                  "snn_exact": sum(exact) if all(x is not None for x in exact) else None,
+                  "ann": sum(e["ann_joules"] for e in per)}
+    return out
+
+
 def row_energies(rows: list[dict[str, Any]], profile: Profile, precision: str) -> list[dict[str, Any]]:
     """Per row (layer_table rows): ANN joules (synapses: FL_ANN·E_MAC, pool/ADD: FL_ANN·E_add),
     SNN joules by the formula (FL_SNN · E_op) and, where an exact count exists, by it."""

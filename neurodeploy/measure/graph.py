@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UnsupportedLayerError
-from ..snn.network import SpikingNetwork, TimeDropout
+from ..snn.network import TimeDropout
 from ..snn.neuron import SpikingNeuron
 
 SYNAPTIC = ("conv", "linear")

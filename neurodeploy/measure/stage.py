@@ -18,7 +18,7 @@ import torch
 from ..errors import NeurodeployError
 from ..recipe import Profile, load_profile
 from ..snn.network import SpikingNetwork
-from .energy import CHIP_KEYS, chip_energy, row_energies
+from .energy import CHIP_KEYS, chip_energy, energy_totals, row_energies
 from .graph import graph_from_network
 from .summary import energy_section, layer_table
 
@@ -34,18 +34,11 @@ def _spikes_of(outputs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _formula_energy(rows: list[dict[str, Any]], cmos: Profile, ann: dict[str, float]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for p in PRECISIONS:
-        if f"mac_{p}" not in cmos.energy:
-            continue
-        per = row_energies(rows, cmos, p)
-        if any(e["snn_joules"] is None for e in per):
-            continue
-        total = sum(e["snn_joules"] for e in per)
-        exact = [e["snn_exact_joules"] for e in per]
-        ex = sum(exact) if all(x is not None for x in exact) else None
+    for p, tot in energy_totals(rows, cmos).items():
+        total, per = tot["snn"], tot["per"]
         out[p] = {
             "joules_per_sample": total,
-            "exact_joules_per_sample": ex,
+            "exact_joules_per_sample": tot["snn_exact"],
             "ratio_to_ann": total / ann[p] if ann.get(p) else None,
             "layers": [{"name": e["name"], "kind": e["kind"], "op": e["op"], "joules": e["snn_joules"],
                         "exact_joules": e["snn_exact_joules"]} for e in per],

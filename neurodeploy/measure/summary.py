@@ -17,7 +17,7 @@ import torch
 from ..recipe import Profile
 from ..snn.network import SpikingNetwork
 from .activity import spiking_activity, tasa
-from .energy import SYNAPTIC_KINDS, row_energies
+from .energy import SYNAPTIC_KINDS, energy_totals
 from .graph import OpGraph, graph_from_network
 from .ops import exact_ops, input_activity, op_rows
 
@@ -102,19 +102,12 @@ def energy_section(rows: list[dict[str, Any]], profile: Profile, direct_input: b
     (the report contract), the equation used, and the exact-count variant where every row has one.
     """
     out: dict[str, dict[str, Any]] = {}
-    for precision in ("int32", "fp32"):
-        if f"mac_{precision}" not in profile.energy or f"ac_{precision}" not in profile.energy:
-            continue
-        per = row_energies(rows, profile, precision)
-        if any(e["snn_joules"] is None for e in per):
-            continue
-        e_ann = sum(e["ann_joules"] for e in per)
-        exact = [e["snn_exact_joules"] for e in per]
-        e_snn = sum(e["snn_joules"] for e in per)
+    for precision, tot in energy_totals(rows, profile).items():
+        e_snn, e_ann = tot["snn"], tot["ann"]
         out[f"{profile.name}-{precision}"] = {
             "snn_joules_per_sample": e_snn,
             "ann_joules_per_sample": e_ann,
-            "snn_exact_joules_per_sample": sum(exact) if all(x is not None for x in exact) else None,
+            "snn_exact_joules_per_sample": tot["snn_exact"],
             "ann_over_snn": e_ann / e_snn if e_snn > 0 else float("inf"),
             "equation": "HIRE-SNN eq. 8 (direct input)" if direct_input else "HIRE-SNN eq. 7 (spike input)",
         }

@@ -11,6 +11,7 @@ the T steps (the DIET-SNN/HIRE-SNN output layer: u[T] = Σ_t W·O[t], no leak, n
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Iterable
 
@@ -66,11 +67,23 @@ def record_spikes(net: nn.Module, name: str, spikes: torch.Tensor) -> None:
         net.spike_counts[name] = m.flatten(1).sum(1)
 
 
-class NeuronOps:
-    """What training does to every neuron layer of a network that lists them with ``neurons()``."""
+class NeuronOps(ABC):
+    """What every spiking network shares: its run settings and recording state, and what training
+    does to each neuron layer it lists with ``neurons()`` (SpikingNetwork, GraphNetwork)."""
 
+    def _init_run(self, timesteps: int, encoding: str, readout: str, input_shape: Iterable[int] | None) -> None:
+        self.timesteps = timesteps
+        self.encoding = encoding
+        self.readout = readout
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.record = False
+        self.spike_counts: dict[str, torch.Tensor] = {}
+        self.spike_maps: dict[str, torch.Tensor] = {}
+        self.generator: torch.Generator | None = None
+
+    @abstractmethod
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
-        raise NotImplementedError
+        """(name, neuron layer) in forward order."""
 
     def clamp_(self) -> None:
         """Keep every layer's leak ≤ 1 and threshold > 0 (call after each optimiser step)."""
@@ -102,14 +115,7 @@ class SpikingNetwork(NeuronOps, nn.Module):
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleDict(OrderedDict(layers))
-        self.timesteps = timesteps
-        self.encoding = encoding
-        self.readout = readout
-        self.input_shape = tuple(input_shape) if input_shape is not None else None
-        self.record = False
-        self.spike_counts: dict[str, torch.Tensor] = {}
-        self.spike_maps: dict[str, torch.Tensor] = {}
-        self.generator: torch.Generator | None = None
+        self._init_run(timesteps, encoding, readout, input_shape)
 
     def neurons(self) -> list[tuple[str, SpikingNeuron]]:
         """All neuron layers in forward order, nested ones (residual blocks) as ``block.sn1``."""

@@ -117,6 +117,15 @@ def real_samna_available() -> tuple[bool, str]:
     return True, f"real samna at {folder}"
 
 
+def real_samna() -> types.ModuleType:
+    """SynSense's real samna module; SamnaUnavailableError (nothing imported) when only the PyPI stub
+    or nothing is installed — the stub runs ``pip install`` when imported, so it never is."""
+    real, why = real_samna_available()
+    if not real:
+        raise SamnaUnavailableError(f"SynSense's samna is needed here: {why}")
+    return importlib.import_module("samna")
+
+
 def install_placeholders() -> None:
     """Put the placeholder modules into ``sys.modules`` (idempotent; never replaces a real module)."""
     for name in PLACEHOLDER_MODULES:

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from ..errors import TargetError
 from ..ir.metadata import DeployMeta
 from ..recipe import Profile
-from ._samna_shim import SamnaUnavailableError, ensure_dynapcnn_importable, real_samna_available
+from ._samna_shim import SamnaUnavailableError, ensure_dynapcnn_importable, real_samna, real_samna_available
 from .base import Deployment, Outputs, Target, register_target
 
 ensure_dynapcnn_importable()  # must precede the sinabs backend imports below
@@ -393,8 +393,7 @@ class SpeckTarget(Target):
         if path is not None:
             path = Path(path)
             if path.suffix == ".bin":
-                import samna  # the real one: checked above
-
+                samna = real_samna()
                 path.write_bytes(bytes(samna.speck2f.configuration_to_flash_binary(config)))
             elif hasattr(config, "to_json"):
                 path.write_text(config.to_json(), encoding="utf-8")

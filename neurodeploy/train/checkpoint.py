@@ -22,11 +22,12 @@ def save_checkpoint(model: nn.Module, path: str | Path, info: dict[str, Any] | N
         save_file(state, str(tmp), metadata=meta)
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The tensors and the info dict of a checkpoint; CheckpointError naming the file on any problem."""
+def read_checkpoint(path: str | Path, what: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and the info dict of a safetensors file (a checkpoint, or ``what`` it is);
+    CheckpointError naming the file on any problem. Never unpickles anything."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: {what} not found")
     try:
         state = load_file(str(path))
         from safetensors import safe_open
@@ -35,7 +36,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             meta = f.metadata() or {}
         info = json.loads(meta.get("neurodeploy", "{}"))
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: not a valid safetensors checkpoint ({e})") from None
+        raise CheckpointError(f"{path}: not a valid safetensors {what} ({e})") from None
     return state, info
 
 

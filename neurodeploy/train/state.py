@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import CheckpointError
 from ..util import atomic_path
+from .checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +89,11 @@ def save_training_state(path: str | Path, model: nn.Module, optimizer: torch.opt
 def load_training_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                         generator: torch.Generator | None = None) -> TrainingState:
     """Restore model, optimiser, scheduler and RNG states from ``path``; CheckpointError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: training state not found")
+    tensors, meta = read_checkpoint(path, "training state")
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {})["neurodeploy"])
         epoch = int(meta["epoch"])
-    except (SafetensorError, OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: not a valid training-state file ({e})") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a valid training-state file (no epoch: {e})") from None
     model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_sd, strict=True)
