@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 1
 
 setup: $(STAMP)
 
-$(STAMP): requirements/lock.txt requirements/no-deps.txt pyproject.toml scripts/setup-venv.sh
+$(STAMP): requirements/lock.txt requirements/no-deps.txt requirements/test-refs.txt pyproject.toml scripts/setup-venv.sh
 	bash scripts/setup-venv.sh
 	touch $@
 

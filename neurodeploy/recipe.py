@@ -20,9 +20,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 (the Lava venv)
     import tomli as tomllib
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = PROJECT_ROOT / "models"
-TARGETS_DIR = PROJECT_ROOT / "targets"
+# The shipped recipes and hardware profiles are package data (``models/`` and ``targets/`` at the
+# repository root are links to these folders), so a non-editable install runs the default recipe.
+PACKAGE_DIR = Path(__file__).resolve().parent
+MODELS_DIR = PACKAGE_DIR / "recipes"
+TARGETS_DIR = PACKAGE_DIR / "profiles"
 
 
 @dataclass

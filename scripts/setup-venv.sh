@@ -36,6 +36,7 @@ fi
 PIP="$VENV/bin/python -m pip"
 $PIP install --quiet -r requirements/lock.txt
 $PIP install --quiet --no-deps -r requirements/no-deps.txt
+$PIP install --quiet --no-deps -r requirements/test-refs.txt
 $PIP install --quiet --no-deps --no-build-isolation -e .
 "$VENV/bin/python" -c "import torch, nir, lava.lib.dl.netx, sinabs, neurodeploy" \
     || { echo "error: the environment in $VENV does not import; see requirements/README.md" >&2; exit 1; }

@@ -87,8 +87,8 @@ class Target(ABC):
 
 _BUILTIN = {
     "torch": "neurodeploy.targets.torch_target:TorchTarget",
-    "lava": "neurodeploy.targets.lava:LavaTarget",
-    "loihi-emu": "neurodeploy.targets.loihi_emu:LoihiEmuTarget",
+    "lava": "neurodeploy.targets.loihi.lava:LavaTarget",
+    "loihi-emu": "neurodeploy.targets.loihi.emu:LoihiEmuTarget",
     "speck": "neurodeploy.targets.speck:SpeckTarget",
     "onnx": "neurodeploy.targets.onnx_target:OnnxTarget",
 }

@@ -1,7 +1,7 @@
 """Deployment-aware fine-tuning: a few epochs with Loihi's neuron and weight quantisation in the loop.
 
 The forward pass is the deployed network as the Loihi lowering builds it
-(:mod:`neurodeploy.targets.loihi_lowering`), in float with straight-through estimators (STE):
+(:mod:`neurodeploy.targets.loihi.lowering`), in float with straight-through estimators (STE):
 
 - weights fake-quantised to the 8-bit even grid of their lowered (pool-folded) layer:
   ŵ = 2·round(σ·f·w / 2) / (σ·f), clipped to [−256, 254]/(σ·f), with σ the lowering's per-layer scale
@@ -47,7 +47,7 @@ def fake_quant_weight(w: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def _layer_scales(net: SpikingNetwork, options: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per synaptic module: σ·f for its weights, and per neuron module: σ·Q for its threshold."""
-    from ..targets.loihi_lowering import lower_network
+    from ..targets.loihi.lowering import lower_network
 
     program = lower_network(copy.deepcopy(net), net.timesteps, options, lambda s: None, fanouts={})
     names = list(net.layers.keys())

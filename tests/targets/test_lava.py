@@ -12,8 +12,8 @@ import pytest
 from neurodeploy.errors import SimulationError
 from neurodeploy.ir import read_nir
 from neurodeploy.targets import get_target
-from neurodeploy.targets.lava.child import group_members, run_in_group
-from neurodeploy.targets.loihi_emu import emulate
+from neurodeploy.targets.loihi.lava.child import group_members, run_in_group
+from neurodeploy.targets.loihi.emu import emulate
 
 needs_lava = pytest.mark.skipif(importlib.util.find_spec("lava") is None, reason="lava-nc is not installed")
 

@@ -13,8 +13,8 @@ from neurodeploy.ir.from_nir import SumPool2d
 from neurodeploy.snn.network import SpikingNetwork
 from neurodeploy.snn.neuron import NeuronSpec, SpikingNeuron
 from neurodeploy.targets import get_target
-from neurodeploy.targets.loihi_emu import LoihiEmuTarget, cuba
-from neurodeploy.targets.loihi_lowering import LoihiLayer, _fold_group, lower_network
+from neurodeploy.targets.loihi.emu import LoihiEmuTarget, cuba
+from neurodeploy.targets.loihi.lowering import LoihiLayer, _fold_group, lower_network
 
 
 def _lava_cuba_reference(a: np.ndarray, vth: int, i_decay: int, v_decay: int, bias: np.ndarray | None) -> np.ndarray:

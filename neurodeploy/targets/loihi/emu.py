@@ -1,6 +1,6 @@
 """A bit-exact emulator of Loihi's fixed-point CUBA dynamics in torch (target ``loihi-emu``).
 
-It runs a :class:`~neurodeploy.targets.loihi_lowering.LoihiProgram` layer by layer, vectorised over
+It runs a :class:`~neurodeploy.targets.loihi.lowering.LoihiProgram` layer by layer, vectorised over
 the batch (CPU or CUDA), with the integer arithmetic of Lava's ``PyLifResetModelBitAcc``:
 
     u ← sgn(u·(4096 − iDecay))·(|u·(4096 − iDecay)| >> 12) + (a << 6), wrapped to 24 bits
@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..ir.metadata import DeployMeta
-from ..recipe import Profile
-from .base import Deployment, Outputs, Target, register_target
-from .loihi_lowering import LoihiLayer, LoihiProgram, lower
+from ...ir.metadata import DeployMeta
+from ...recipe import Profile
+from ..base import Deployment, Outputs, Target, register_target
+from .lowering import LoihiLayer, LoihiProgram, lower
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..loihi_lowering import VTH_MAX, LoihiProgram
+from ..lowering import VTH_MAX, LoihiProgram
 
 
 def _s10(txt: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The child process that runs one Lava simulation: ``python -m neurodeploy.targets.lava.runner JOB_DIR``.
+"""The child process that runs one Lava simulation: ``python -m neurodeploy.targets.loihi.lava.runner JOB_DIR``.
 
 It reads ``JOB_DIR/job.json`` and ``JOB_DIR/job.npz`` (written by :mod:`.target`), loads the netx
 file with ``netx.hdf5.Network(reset_interval=T, reset_offset=1, sparse_fc_layer=True)``, feeds all
@@ -106,7 +106,7 @@ def main(job_dir: str) -> int:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    from neurodeploy.targets.lava.procs.probes import LayerProbe, SpikeSource
+    from neurodeploy.targets.loihi.lava.procs.probes import LayerProbe, SpikeSource
 
     if job.get("sparse_reader", True):
         sparse_netx_reader()

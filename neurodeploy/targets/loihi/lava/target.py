@@ -1,6 +1,6 @@
 """The ``lava`` target: the lowered program simulated by Lava (lava-nc + lava-dl netx) in fixed point.
 
-``compile`` lowers the NIR graph (:mod:`..loihi_lowering`, every change logged) and writes the
+``compile`` lowers the NIR graph (:mod:`..lowering`, every change logged) and writes the
 single-copy netx HDF5 file. ``run`` writes a B-copy block-diagonal netx file plus the input spikes,
 and runs :mod:`.runner` in a child process in its own session under ``timeout_s``; the probes'
 per-sample counts come back as ``.npz`` files. ``N`` samples take ⌈N/B⌉·T + L Lava steps
@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ...errors import SimulationError, TargetError
-from ...ir.metadata import DeployMeta
-from ...recipe import Profile
-from ..base import Deployment, Outputs, Target, register_target
-from ..loihi_emu import _layer_info, logits_to_float, neuron_updates
-from ..loihi_lowering import LoihiProgram, lower
+from ....errors import SimulationError, TargetError
+from ....ir.metadata import DeployMeta
+from ....recipe import Profile
+from ...base import Deployment, Outputs, Target, register_target
+from ..emu import _layer_info, logits_to_float, neuron_updates
+from ..lowering import LoihiProgram, lower
 from .child import run_in_group
 from .netx_file import write_netx
 
@@ -161,7 +161,7 @@ class LavaTarget(Target):
             env = dict(os.environ)
             env.setdefault("MPLCONFIGDIR", str(job_dir / "mpl"))
             timeout = float(opts.get("timeout_s", 600.0))
-            cmd = [sys.executable, "-m", "neurodeploy.targets.lava.runner", str(job_dir)]
+            cmd = [sys.executable, "-m", "neurodeploy.targets.loihi.lava.runner", str(job_dir)]
             try:
                 self.last_pgid, wall = run_in_group(cmd, timeout, job_dir / "lava.log", env,
                                                     heartbeat=job_dir / "heartbeat",

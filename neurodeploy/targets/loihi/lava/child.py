@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ...errors import SimulationError
+from ....errors import SimulationError
 
 log = logging.getLogger(__name__)
 

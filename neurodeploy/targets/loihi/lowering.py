@@ -50,12 +50,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import TargetError, UnsupportedLayerError
-from ..ir.from_nir import SumPool2d, from_nir
-from ..ir.metadata import DeployMeta
-from ..measure.ops import fanout_maps
-from ..snn.network import SpikingNetwork, TimeDropout
-from ..snn.neuron import SpikingNeuron
+from ...errors import TargetError, UnsupportedLayerError
+from ...ir.from_nir import SumPool2d, from_nir
+from ...ir.metadata import DeployMeta
+from ...measure.ops import fanout_maps
+from ...snn.network import SpikingNetwork, TimeDropout
+from ...snn.neuron import SpikingNeuron
 
 log = logging.getLogger(__name__)
 
