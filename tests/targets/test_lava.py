@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 import textwrap
 import time
@@ -54,6 +55,48 @@ def test_child_group_is_killed_and_nothing_is_left(tmp_path, exit_code):
         pgid = int(msg.split("process group ")[1].split()[0].strip(",;)"))
     assert group_members(pgid) == []
     assert time.time() - t0 < 15
+
+
+def test_child_dies_with_its_parent_and_removes_its_job_folder(tmp_path):
+    """SIGKILL the parent while its child (and the child's forked workers) run: within seconds no
+    process of the child's group is left and the job folder is gone (watch_parent)."""
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "model.net").write_bytes(b"x" * 1024)
+    child = tmp_path / "child.py"
+    child.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        from pathlib import Path
+        from neurodeploy.targets.loihi.lava.child import watch_parent
+        assert watch_parent(Path({str(job)!r}))
+        for _ in range(2):
+            if os.fork() == 0:
+                time.sleep(1000)
+                os._exit(0)
+        print("pgid", os.getpgid(0), flush=True)
+        time.sleep(1000)
+    """))
+    parent = tmp_path / "parent.py"
+    parent.write_text(textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from neurodeploy.targets.loihi.lava.child import run_in_group
+        run_in_group([sys.executable, {str(child)!r}], 600, Path({str(tmp_path / "log.txt")!r}))
+    """))
+    proc = subprocess.Popen([sys.executable, str(parent)])
+    log = tmp_path / "log.txt"
+    deadline = time.time() + 60
+    while time.time() < deadline and "pgid" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.1)
+    pgid = int(log.read_text().split("pgid")[1].split()[0])
+    assert len(group_members(pgid)) == 3  # the child and its two workers
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and (group_members(pgid) or job.exists()):
+        time.sleep(0.1)
+    assert group_members(pgid) == [], "the child outlived its parent"
+    assert not job.exists(), "the job folder was left behind"
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,21 @@ and ``stop()`` can then hang. So the simulation runs in a child started with
 ``start_new_session=True`` (its own session, process group id = its pid). On timeout, failure or
 success the whole group gets SIGKILL, and we wait until no live (non-zombie) process of the group
 remains.
+
+If the parent itself dies (SIGKILL, SIGTERM, a crash), nothing above runs. So the child's stdin is
+a pipe whose only writer is the parent: the child calls :func:`watch_parent` first thing, and a
+thread there waits for end-of-file on stdin — which the kernel delivers when the parent is gone —
+then removes the job folder and SIGKILLs the child's whole process group (Lava's workers included).
 """
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -145,16 +153,55 @@ def _wait(proc: subprocess.Popen, timeout_s: float, log_path: Path, markers: tup
                 raise _Failed(repr(hit))
 
 
+WATCH_ENV = "NEURODEPLOY_WATCH_PARENT"  # set for children started by run_in_group: stdin is the parent pipe
+
+
+def watch_parent(cleanup: Path | None = None) -> bool:
+    """In a child started by :func:`run_in_group`: die with the parent.
+
+    A daemon thread blocks reading stdin (a pipe only the parent writes to, and never does); EOF
+    means the parent is gone. Then ``cleanup`` (the job folder) is removed and the whole process
+    group — this process and every worker it forked — is SIGKILLed. Returns whether the watch
+    started (only when the parent asked for it through the environment).
+    """
+    if os.environ.get(WATCH_ENV) != "1":
+        return False
+    fd = sys.stdin.fileno()
+
+    def wait_for_eof() -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except OSError:
+            pass
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=wait_for_eof, name="watch-parent", daemon=True).start()
+    return True
+
+
 def run_in_group(cmd: list[str], timeout_s: float, log_path: Path, env: dict[str, str] | None = None,
                  what: str = "Lava simulation", fail_markers: tuple[str, ...] = ("Exception(s) occurred",),
                  heartbeat: Path | None = None, stall_s: float = 0.0) -> tuple[int, float]:
     """Run ``cmd`` in a new session; SimulationError on timeout, a failure marker in its output, or a
     non-zero exit. Returns (pgid, seconds)."""
     t0 = time.time()
+    env = {**(os.environ if env is None else env), WATCH_ENV: "1"}
     with open(log_path, "wb") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        # stdin: a pipe the parent never writes to; its EOF tells the child the parent died (watch_parent)
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
                                 start_new_session=True, env=env)
     pgid = proc.pid
+    try:
+        return _supervise(proc, pgid, t0, timeout_s, log_path, what, fail_markers, heartbeat, stall_s)
+    finally:
+        proc.stdin.close()
+
+
+def _supervise(proc: subprocess.Popen, pgid: int, t0: float, timeout_s: float, log_path: Path, what: str,
+               fail_markers: tuple[str, ...], heartbeat: Path | None, stall_s: float) -> tuple[int, float]:
     log.debug("%s started: pid/pgid %d, timeout %.0f s", what, pgid, timeout_s)
     try:
         try:

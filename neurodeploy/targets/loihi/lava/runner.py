@@ -149,6 +149,9 @@ def main(job_dir: str) -> int:
 
 
 if __name__ == "__main__":
+    from neurodeploy.targets.loihi.lava.child import watch_parent
+
+    watch_parent(Path(sys.argv[1]))  # die with the parent, and take the job folder along
     try:
         code = main(sys.argv[1])
     except BaseException as e:  # noqa: BLE001 - reported to the parent through the log and the exit code
