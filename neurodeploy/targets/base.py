@@ -4,6 +4,10 @@
 is a line in ``Deployment.lowering`` (and so in the report). ``run(deployment, x) -> Outputs``
 returns predictions, per-layer spike counts and synaptic-operation counts.
 
+A target declares its typed options (``Options``, a :class:`TargetOptions` dataclass) and its
+traits as class attributes (``fixed_point``, ``finetunable``, ``slow``, ``attack_stand_in``), so
+the stages ask the target instead of keeping lists of names.
+
 Targets register by name. Built-in ones are imported lazily (Lava is heavy and starts processes),
 so listing targets never imports a simulator.
 """
@@ -66,8 +70,12 @@ class TargetOptions:
         return cls(**kwargs, given=frozenset(data))
 
     def explicit(self) -> dict[str, Any]:
-        """The explicitly set fields and their values (for the report: what this run chose)."""
-        return {k: getattr(self, k) for k in self.fields() if k in self.given}
+        """The explicitly set fields and their values (for the report: what this run chose); for
+        options built directly (no mapping), the fields that differ from their defaults."""
+        if self.given:
+            return {k: getattr(self, k) for k in self.fields() if k in self.given}
+        default = type(self)()
+        return {k: getattr(self, k) for k in self.fields() if getattr(self, k) != getattr(default, k)}
 
 
 @dataclass
