@@ -6,7 +6,7 @@ Measures, for N test samples (the digits test set tiled to N = 359 · k), in a f
 - ``torch_target``: ``TorchTarget.run`` (the torch reference target: predictions, per-sample spike
   and synop counts), batches of 256;
 - ``source_predictions``-style evaluation: the SNN's argmax in batches of 256 (what
-  ``pipeline.source_predictions`` does);
+  ``stages.source.source_predictions`` does);
 - ``source_spike_maps``: ``measure.stage.source_spike_maps`` — runs in batches but concatenates
   every neuron layer's spike map ``[N, *shape]`` of the whole test set.
 
@@ -76,7 +76,7 @@ def worker(func: str, tiles: int) -> dict:
         with torch.no_grad():
             p = torch.cat([net(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)]).numpy()
         nbytes = p.nbytes
-    elif func == "source_exact_counts":  # what the pipeline uses: maps reduced batch by batch
+    elif func == "source_exact_counts":  # what the source stage uses: maps reduced batch by batch
         from neurodeploy.measure.stage import source_exact_counts
 
         counts, exact = source_exact_counts(net, x)

@@ -35,7 +35,7 @@ def _timed(fn, repeats: int) -> tuple[list[float], list[float], object]:
 
 def _model(args):
     if args.run:
-        from neurodeploy.pipeline import load_run
+        from neurodeploy.run import load_run
 
         run = load_run(args.run)
         x, y = run.test_data()

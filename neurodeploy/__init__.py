@@ -12,7 +12,7 @@ from .errors import NeurodeployError  # noqa: E402
 
 
 def load_run(path):  # noqa: ANN001 - re-exported with its docstring below
-    from .pipeline import load_run as _load_run
+    from .run import load_run as _load_run
 
     return _load_run(path)
 

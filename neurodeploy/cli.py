@@ -20,20 +20,27 @@ def _targets(s: str | None) -> list[str] | None:
     return [t.strip() for t in s.split(",") if t.strip()] if s else None
 
 
+def _acc(v: float | None) -> str:
+    """An accuracy for the console: 4 decimals, or "n/a" (no ANN twin: an imported NIR network, a SEW
+    recipe trained from scratch)."""
+    return "n/a" if v is None else f"{v:.4f}"
+
+
 def cmd_run(a: argparse.Namespace) -> int:
-    from .pipeline import run_all
+    from .stages import run_all
 
     report = run_all(a.recipe, a.out, _targets(a.targets), force=a.force, progress=not a.quiet)
     print(f"wrote {Path(a.out) / 'report.json'} and {Path(a.out) / 'report.md'}")
     src = report.get("source", {})
-    print(f"ANN accuracy {src.get('ann_clean_accuracy'):.4f} | SNN accuracy {src.get('clean_accuracy'):.4f}")
+    print(f"ANN accuracy {_acc(src.get('ann_clean_accuracy'))} | SNN accuracy {_acc(src.get('clean_accuracy'))}")
     for name, t in report.get("targets", {}).items():
         print(f"target {name}: accuracy {t['accuracy']:.4f}, agreement with source {t['agreement_with_source']:.4f}")
     return 0
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .pipeline import prepare_run_dir, train_stage
+    from .run import prepare_run_dir
+    from .stages import train_stage
 
     run = prepare_run_dir(a.recipe, a.out, force=a.force)
     train_stage(run, progress=not a.quiet)
@@ -42,7 +49,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from .pipeline import export_stage, load_run
+    from .run import load_run
+    from .stages import export_stage
 
     path = export_stage(load_run(a.run_dir))
     print(f"wrote {path}")
@@ -50,13 +58,17 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_simulate(a: argparse.Namespace) -> int:
-    from .pipeline import load_run, simulate_stage
+    from .run import load_run
+    from .stages import energy_stage, simulate_stage, source_done, source_stage
 
     run = load_run(a.run_dir)
     if not run.nir_path.is_file():
         raise NeurodeployError(f"{run.nir_path}: not found; run `neurodeploy export {a.run_dir}` first")
     targets = _targets(a.target) or list(run.recipe.deploy.targets)
-    report = simulate_stage(run, targets, progress=not a.quiet)
+    if not source_done(run):
+        source_stage(run)
+    simulate_stage(run, targets, progress=not a.quiet)
+    report = energy_stage(run)
     for name in targets:
         t = report["targets"][name]
         print(f"target {name}: accuracy {t['accuracy']:.4f}, agreement with source {t['agreement_with_source']:.4f}")
@@ -64,7 +76,8 @@ def cmd_simulate(a: argparse.Namespace) -> int:
 
 
 def cmd_attack(a: argparse.Namespace) -> int:
-    from .pipeline import attack_stage, load_run
+    from .run import load_run
+    from .stages import attack_stage
 
     report = attack_stage(load_run(a.run_dir), _targets(a.target), progress=not a.quiet)
     rob = report.get("robustness", {})
@@ -89,11 +102,14 @@ def cmd_study(a: argparse.Namespace) -> int:
 
 def cmd_energy(a: argparse.Namespace) -> int:
     from .measure.stage import energy_table
-    from .pipeline import energy_stage, load_run
+    from .run import load_run
+    from .stages import energy_stage, source_done, source_stage
 
     run = load_run(a.run_dir)
     report = run.report()
     if "energy" not in report or a.recompute:
+        if not source_done(run):
+            source_stage(run)
         report = energy_stage(run)
     print(energy_table(report))
     return 0
@@ -125,12 +141,34 @@ def cmd_convert(a: argparse.Namespace) -> int:
 
 def cmd_export_onnx(a: argparse.Namespace) -> int:
     from .ir.onnx_io import export_ann_onnx, export_snn_onnx
-    from .pipeline import load_run
+    from .run import load_run
 
     run = load_run(a.run_dir)
     export_snn_onnx(run.model, run.dir / "snn.onnx")
     export_ann_onnx(run.ann, tuple(run.model.input_shape), run.dir / "ann.onnx")
     print(f"wrote {run.dir / 'snn.onnx'} and {run.dir / 'ann.onnx'}")
+    return 0
+
+
+def cmd_recipes(a: argparse.Namespace) -> int:
+    from .recipe import MODELS_DIR, shipped_recipes
+
+    rows = shipped_recipes()
+    width = max((len(n) for n, _ in rows), default=0)
+    for name, desc in rows:
+        print(f"{name:<{width}}  {desc}")
+    print(f"({len(rows)} recipes in {MODELS_DIR}; `neurodeploy run NAME`, or give a path to your own .toml)")
+    return 0
+
+
+def cmd_profiles(a: argparse.Namespace) -> int:
+    from .recipe import TARGETS_DIR, shipped_profiles
+
+    rows = shipped_profiles()
+    width = max((len(n) for n, _ in rows), default=0)
+    for name, desc in rows:
+        print(f"{name:<{width}}  {desc}")
+    print(f"({len(rows)} hardware profiles in {TARGETS_DIR}; a path to your own .toml works too)")
     return 0
 
 
@@ -142,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("run", help="the whole chain: train, export, deploy, measure, attack, report")
-    s.add_argument("recipe", nargs="?", default="digits", help="recipe file or name in models/ (default: digits)")
+    s.add_argument("recipe", nargs="?", default="digits", help="recipe file or shipped name (`neurodeploy recipes`; default: digits)")
     s.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
     s.add_argument("--targets", help="comma-separated targets (default: the recipe's deploy.targets)")
     s.add_argument("--force", action="store_true", help="start the run folder over")
@@ -197,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="folder for the checkpoints, snn.onnx and model.nir")
     s.add_argument("--no-finetune", action="store_true", help="stop after threshold initialisation")
     s.set_defaults(fn=cmd_convert)
+
+    s = sub.add_parser("recipes", help="list the shipped recipes with their one-line description")
+    s.set_defaults(fn=cmd_recipes)
+
+    s = sub.add_parser("profiles", help="list the shipped hardware profiles with their description")
+    s.set_defaults(fn=cmd_profiles)
 
     s = sub.add_parser("export-onnx", help="write RUN_DIR/ann.onnx and RUN_DIR/snn.onnx (SNN unrolled over T)")
     s.add_argument("run_dir")

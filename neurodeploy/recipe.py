@@ -7,7 +7,9 @@ named, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,8 +120,10 @@ class DeployConfig:
     input_spikes: str = "rate"  # how spike-only targets take the analog input: rate | graded
     timeout_s: float = 600.0
     max_samples: int = 0  # 0 = the whole test set
-    finetune_epochs: int = 0  # deployment-aware fine-tuning for Loihi (0 = off)
+    finetune_epochs: int = 0  # deployment-aware fine-tuning for the finetunable (Loihi) targets (0 = off)
     finetune_lr: float = 1e-4
+    # [deploy.<target>] tables: each target's own options, checked against its Options dataclass
+    target_options: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={"internal": True})
 
 
 @dataclass
@@ -140,8 +144,13 @@ class Recipe:
         return d
 
 
-def _type_ok(value: Any, tp: Any) -> bool:
+def type_ok(value: Any, tp: Any) -> bool:
+    """Whether a TOML value fits the annotation ``tp`` (int for float is fine, bool for int is not)."""
     origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(type_ok(value, t) for t in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
     if tp is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if tp is int:
@@ -150,7 +159,7 @@ def _type_ok(value: Any, tp: Any) -> bool:
         return isinstance(value, tp)
     if origin is list:
         (inner,) = typing.get_args(tp)
-        return isinstance(value, list) and all(_type_ok(v, inner) for v in value)
+        return isinstance(value, list) and all(type_ok(v, inner) for v in value)
     return True
 
 
@@ -171,7 +180,7 @@ def _build(cls: type, data: Any, source: str, where: str) -> Any:
         name = f"{where}.{key}" if where else key
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value, source, name)
-        elif not _type_ok(value, tp):
+        elif not type_ok(value, tp):
             tname = getattr(tp, "__name__", str(tp))
             raise RecipeError(f"{source}: key {name!r} must be {tname}, got {value!r}")
         else:
@@ -219,9 +228,38 @@ def _validate(r: Recipe, source: str) -> None:
                           "for event input (one frame per time step)")
 
 
+def _target_tables(data: dict[str, Any], source: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Split the ``[deploy.<target>]`` tables off ``data``; each is checked against the target's
+    ``Options`` dataclass (unknown target, unknown key or wrong type: RecipeError naming the key).
+    A table may also override a shared ``[deploy]`` option (``input_spikes``, ``timeout_s``) for its target."""
+    deploy = data.get("deploy")
+    if not isinstance(deploy, dict):
+        return data, {}
+    tables = {k: v for k, v in deploy.items() if isinstance(v, dict)}
+    if not tables:
+        return data, {}
+    from .targets.base import list_targets, target_class  # imported here: the targets read profiles from here
+
+    for name, table in tables.items():
+        if name not in list_targets():
+            raise RecipeError(f"{source}: unknown table [deploy.{name}]; a [deploy.<target>] table names a target: "
+                              f"{', '.join(list_targets())}")
+        try:
+            target_class(name).Options.from_mapping(table, f"[deploy.{name}]", RecipeError)
+        except RecipeError as e:
+            raise RecipeError(f"{source}: {e}") from None
+        for key, value in table.items():  # a shared option overridden here takes the shared choices
+            allowed = _CHOICES.get(("deploy", key))
+            if allowed is not None and value not in allowed:
+                raise RecipeError(f"{source}: deploy.{name}.{key} = {value!r}; choose one of {', '.join(allowed)}")
+    return {**data, "deploy": {k: v for k, v in deploy.items() if k not in tables}}, tables
+
+
 def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     """Build a :class:`Recipe` from a plain dict (as parsed from TOML), validating every key."""
+    data, tables = _target_tables(data, source)
     recipe = _build(Recipe, data, source, "")
+    recipe.deploy.target_options = tables
     _validate(recipe, source)
     if recipe.data.time_bins == 0:
         recipe.data.time_bins = recipe.timesteps
@@ -323,3 +361,34 @@ def load_profile(name_or_path: str | Path) -> Profile:
         options=dict(data.get("options", {})),
         path=str(path),
     )
+
+
+# ----------------------------------------------------------------------------- shipped data
+def _first_sentence(text: str, width: int = 110) -> str:
+    text = " ".join(text.split())
+    m = re.search(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)\.(\s+(?=[A-Z])|$)", text)  # not "et al. 2025"
+    if m:
+        text = text[:m.start() + 1]
+    if len(text) > width:
+        text = text[:width].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+    return text
+
+
+def recipe_description(path: Path) -> str:
+    """A recipe's one-line description: the first sentence of its leading comment block."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return _first_sentence(" ".join(lines)) if lines else ""
+
+
+def shipped_recipes() -> list[tuple[str, str]]:
+    """(name, one-line description) of every recipe shipped in the package (``MODELS_DIR``)."""
+    return [(p.stem, recipe_description(p)) for p in sorted(MODELS_DIR.glob("*.toml"))]
+
+
+def shipped_profiles() -> list[tuple[str, str]]:
+    """(name, description) of every hardware profile shipped in the package (``TARGETS_DIR``)."""
+    return [(p.stem, load_profile(p).description) for p in sorted(TARGETS_DIR.glob("*.toml"))]

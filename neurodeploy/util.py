@@ -1,8 +1,9 @@
-"""Small helpers shared across stages: atomic writes, seeding."""
+"""Small helpers shared across stages: atomic writes, seeding, the one JSON sanitiser."""
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import tempfile
@@ -48,3 +49,23 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def jsonable(o: Any, finite: bool = True) -> Any:
+    """``o`` made JSON-safe, recursively: dict keys to ``str``, tuples to lists, numpy arrays and
+    torch tensors to (nested) lists, numpy/torch scalars to Python numbers, anything else that
+    JSON cannot hold to ``str``. With ``finite`` (strict JSON, the default) NaN and ±inf become
+    ``None``; ``finite=False`` keeps them (``json`` writes them as ``NaN``/``Infinity``)."""
+    if isinstance(o, dict):
+        return {str(k): jsonable(v, finite) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [jsonable(v, finite) for v in o]
+    if isinstance(o, (np.ndarray, torch.Tensor)):
+        return jsonable(o.tolist(), finite)
+    if isinstance(o, np.generic):
+        o = o.item()
+    if isinstance(o, float):
+        return o if (not finite or math.isfinite(o)) else None
+    if isinstance(o, (str, int, bool)) or o is None:
+        return o
+    return str(o)

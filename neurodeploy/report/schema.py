@@ -9,29 +9,15 @@ robustness{source: {fgsm{epsilon, accuracy}, pgd{epsilon, step_size, steps, accu
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from ..errors import NeurodeployError
-from ..util import write_json_atomic
+from ..util import jsonable, write_json_atomic
 
 SCHEMA_VERSION = 1
 REQUIRED = ("schema_version", "recipe", "seed", "timesteps", "dataset", "source")
 LAYER_KEYS = ("name", "kind", "neurons", "spikes_per_sample", "sa", "tasa", "flops_ann", "flops_snn")
-
-
-def _clean(o: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, non-finite floats to None."""
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if hasattr(o, "item") and callable(o.item) and getattr(o, "ndim", 1) == 0:
-        o = o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
 
 
 def read_report(run_dir: str | Path) -> dict[str, Any]:
@@ -46,7 +32,7 @@ def read_report(run_dir: str | Path) -> dict[str, Any]:
 
 def write_report(run_dir: str | Path, report: dict[str, Any]) -> None:
     """Write report.json atomically (and nothing else)."""
-    write_json_atomic(Path(run_dir) / "report.json", _clean(report))
+    write_json_atomic(Path(run_dir) / "report.json", jsonable(report))
 
 
 def validate_report(report: dict[str, Any]) -> list[str]:

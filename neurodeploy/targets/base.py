@@ -4,23 +4,78 @@
 is a line in ``Deployment.lowering`` (and so in the report). ``run(deployment, x) -> Outputs``
 returns predictions, per-layer spike counts and synaptic-operation counts.
 
+A target declares its typed options (``Options``, a :class:`TargetOptions` dataclass) and its
+traits as class attributes (``fixed_point``, ``finetunable``, ``slow``, ``attack_stand_in``), so
+the stages ask the target instead of keeping lists of names.
+
 Targets register by name. Built-in ones are imported lazily (Lava is heavy and starts processes),
 so listing targets never imports a simulator.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import typing
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import nir
 import numpy as np
 import torch
 
-from ..errors import TargetError
+from ..errors import NeurodeployError, TargetError
 from ..ir.metadata import DeployMeta
-from ..recipe import Profile, load_profile
+from ..recipe import Profile, load_profile, type_ok
+
+O = TypeVar("O", bound="TargetOptions")
+
+
+@dataclass
+class TargetOptions:
+    """Options every target takes. A target declares its own ``Options`` dataclass deriving from
+    this one; the recipe sets the shared fields in ``[deploy]`` and the target's own in
+    ``[deploy.<target>]``, and a profile's ``[options]`` table gives defaults for fields it names."""
+
+    input_spikes: str = "rate"
+    """How a spike-only chip takes the analog input: "rate" (Bernoulli per step) | "graded"."""
+    timeout_s: float = 600.0
+    """Simulation time limit (targets that run a simulator in a child process)."""
+    seed: int = 0
+    """Seed of the target's own randomness (rate coding), so one recipe gives one report."""
+    given: frozenset[str] = field(default=frozenset(), repr=False, compare=False, metadata={"internal": True})
+    """The fields set explicitly (by a profile or the caller), in the order given: what the report records."""
+
+    @classmethod
+    def fields(cls) -> dict[str, Any]:
+        """The settable fields and their types."""
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+
+    @classmethod
+    def from_mapping(cls: type[O], data: Mapping[str, Any], where: str = "options",
+                     error: type[NeurodeployError] = TargetError) -> O:
+        """Build the options from a plain mapping; ``error`` naming ``where`` and the key for an
+        unknown key or a value of the wrong type."""
+        known = cls.fields()
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in known:
+                raise error(f"{where}: unknown key {key!r}; allowed keys: {', '.join(sorted(known))}")
+            tp = known[key]
+            if not type_ok(value, tp):
+                raise error(f"{where}: key {key!r} must be {getattr(tp, '__name__', str(tp))}, got {value!r}")
+            kwargs[key] = float(value) if tp is float else value
+        return cls(**kwargs, given=frozenset(data))
+
+    def explicit(self) -> dict[str, Any]:
+        """The explicitly set fields and their values (for the report: what this run chose); for
+        options built directly (no mapping), the fields that differ from their defaults."""
+        if self.given:
+            return {k: getattr(self, k) for k in self.fields() if k in self.given}
+        default = type(self)()
+        return {k: getattr(self, k) for k in self.fields() if getattr(self, k) != getattr(default, k)}
 
 
 @dataclass
@@ -34,6 +89,7 @@ class Deployment:
     lowering: list[str] = field(default_factory=list)
     artifact: Any = None  # the target's compiled object (a torch module, a netx file, a sinabs network)
     info: dict[str, Any] = field(default_factory=dict)  # facts for the report (core mapping, memory, ...)
+    options: TargetOptions | None = None  # the typed options it was compiled with (the target's Options)
 
     def log(self, line: str) -> None:
         """Record one change the target made to the network."""
@@ -58,6 +114,16 @@ class Target(ABC):
     name: str = ""
     profile_name: str = ""  # default profile in targets/<profile_name>.toml
     needs_spiking_input = False
+    #: The target's typed options (a :class:`TargetOptions` subclass; light: no simulator import).
+    Options: ClassVar[type[TargetOptions]] = TargetOptions
+    #: Integer (fixed-point) arithmetic, as on the chip.
+    fixed_point: ClassVar[bool] = False
+    #: Deployment-aware fine-tuning (the fixed-point neuron in the training loop) applies to it.
+    finetunable: ClassVar[bool] = False
+    #: Too slow for thousands of queries: takes minutes where a torch target takes seconds.
+    slow: ClassVar[bool] = False
+    #: The spike-exact target whose query attack and ε sweep stand in for this (slow) one's.
+    attack_stand_in: ClassVar[str | None] = None
 
     def available(self) -> tuple[bool, str]:
         """Whether the target's backend can run here, and why not."""
@@ -69,14 +135,27 @@ class Target(ABC):
         name = profile or self.profile_name
         return load_profile(name) if name else None
 
+    def resolve_options(self, options: TargetOptions | Mapping[str, Any] | None = None,
+                        profile: Profile | None = None) -> TargetOptions:
+        """The typed options: an ``Options`` instance as it is; a mapping over the profile's
+        ``[options]`` (the keys that are fields of ``Options``) over the defaults. TargetError for an
+        unknown key or a wrong type."""
+        if isinstance(options, self.Options):
+            return options
+        if isinstance(options, TargetOptions):
+            options = options.explicit()
+        known = self.Options.fields()
+        base = {k: v for k, v in (profile.options if profile else {}).items() if k in known}
+        return self.Options.from_mapping({**base, **(options or {})}, f"target {self.name!r} options")
+
     @abstractmethod
     def compile(self, graph: nir.NIRGraph, meta: DeployMeta, profile: Profile | None = None,
-                options: dict[str, Any] | None = None) -> Deployment:
+                options: TargetOptions | Mapping[str, Any] | None = None) -> Deployment:
         """Lower the graph for this target, logging every change.
 
-        ``options`` come from the recipe's [deploy] section: ``input_spikes`` ("rate" | "graded":
-        how a spike-only chip takes the analog input), ``timeout_s`` (simulation time limit),
-        ``seed`` (for rate coding, so the same recipe gives the same report).
+        ``options``: the target's ``Options`` or a mapping of its fields (see
+        :meth:`resolve_options`); the recipe's [deploy] section gives the shared ones
+        (:class:`TargetOptions`) and ``[deploy.<target>]`` the target's own.
         """
 
     @abstractmethod
@@ -103,6 +182,17 @@ def register_target(cls: type[Target]) -> type[Target]:
 
 def list_targets() -> list[str]:
     return sorted(set(_REGISTRY) | set(_BUILTIN))
+
+
+def target_class(name: str) -> type[Target]:
+    """The class registered as ``name``, its module imported (a target module never imports its
+    simulator at import time) but not instantiated, so no availability check: for the recipe
+    reader, which validates ``[deploy.<target>]`` tables against ``target_class(name).Options``."""
+    if name not in _REGISTRY and name in _BUILTIN:
+        importlib.import_module(_BUILTIN[name].partition(":")[0])
+    if name not in _REGISTRY:
+        raise TargetError(f"unknown target {name!r}; available: {', '.join(list_targets())}")
+    return _REGISTRY[name]
 
 
 def get_target(name: str) -> Target:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import nir
 import numpy as np
@@ -20,7 +22,7 @@ from ..ir.from_nir import from_nir
 from ..ir.metadata import DeployMeta
 from ..ir.onnx_io import OPSET, snn_onnx_bytes
 from ..recipe import Profile
-from .base import Deployment, Outputs, Target, register_target
+from .base import Deployment, Outputs, Target, TargetOptions, register_target
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,11 @@ class OnnxTarget(Target):
         return True, ""
 
     def compile(self, graph: nir.NIRGraph, meta: DeployMeta, profile: Profile | None = None,
-                options: dict | None = None) -> Deployment:
+                options: TargetOptions | Mapping[str, Any] | None = None) -> Deployment:
         import onnxruntime as ort
+
+        prof = self.load_profile(profile)
+        options = self.resolve_options(options, prof)
 
         net = from_nir(graph, meta)
         net.eval()
@@ -48,13 +53,13 @@ class OnnxTarget(Target):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, torch.get_num_threads())
         sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-        dep = Deployment(self.name, graph, meta, self.load_profile(profile), artifact=sess)
+        dep = Deployment(self.name, graph, meta, prof, artifact=sess, options=options)
         dep.log(f"none to the model: float32 network unrolled over T = {meta.timesteps} steps, exported to ONNX "
                 f"opset {OPSET} ({len(data) / 1e6:.2f} MB), run by onnxruntime {ort.__version__} on CPU")
         if meta.encoding == "rate":
             dep.log("input: rate coding is sampled in numpy before onnxruntime (random sampling is not in the graph)")
         dep.info.update(onnx_bytes=len(data), outputs=outputs, encoding=meta.encoding, timesteps=meta.timesteps,
-                        seed=int((options or {}).get("seed", 0)))
+                        seed=options.seed)
         return dep
 
     def run(self, deployment: Deployment, x: torch.Tensor, batch_size: int = 256, progress: bool = False) -> Outputs:

@@ -22,8 +22,9 @@ import copy
 import importlib.util
 import logging
 from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nir
 import torch
@@ -34,15 +35,12 @@ from ..ir.metadata import DeployMeta
 from ..recipe import Profile
 from ._samna_shim import SamnaUnavailableError, ensure_dynapcnn_importable, real_samna, real_samna_available
 from .base import Deployment, Outputs, Target, register_target
+from .speck_options import SpeckOptions
 
-ensure_dynapcnn_importable()  # must precede the sinabs backend imports below
+if TYPE_CHECKING:  # sinabs is imported on first use, so that the recipe reader can see SpeckOptions cheaply
+    from sinabs.backend.dynapcnn import DynapcnnNetwork
 
-from sinabs.backend.dynapcnn import DynapcnnNetwork  # noqa: E402
-from sinabs.backend.dynapcnn.chips.speck2f import Speck2FConfigBuilder  # noqa: E402
-from sinabs.backend.dynapcnn.discretize import determine_discretization_scale  # noqa: E402
-from sinabs.hooks import conv_layer_synops_hook  # noqa: E402
-
-from .speck_lower import STATE_MAX, CoreLayer, Lowered, _input_coding, lower  # noqa: E402
+    from .speck_lower import CoreLayer, Lowered
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +50,7 @@ _DEFAULT_LIMITS: dict[str, Any] = {
 }
 
 
-#: What ``compile`` reads from its options (the recipe's [deploy] section).
-OPTIONS = frozenset({"input_spikes", "input_levels", "seed", "leak", "readout", "readout_threshold", "readout_threshold_scale",
-                     "weight_clip_percentile", "discretize"})
 _READOUT = "<readout>"  # key of the IAF layer the target adds after a non-spiking last layer
-_PIPELINE_OPTIONS = frozenset({"targets", "timeout_s", "max_samples"})  # for other stages; not ours
 
 
 def _ki(n: float) -> str:
@@ -159,6 +153,8 @@ class SpeckTarget(Target):
     name = "speck"
     profile_name = "speck2f"
     needs_spiking_input = True
+    Options = SpeckOptions
+    fixed_point = True
 
     def available(self) -> tuple[bool, str]:
         if importlib.util.find_spec("sinabs") is None:
@@ -167,25 +163,20 @@ class SpeckTarget(Target):
 
     # ------------------------------------------------------------------ compile
     def compile(self, graph: nir.NIRGraph, meta: DeployMeta, profile: Profile | None = None,
-                options: dict[str, Any] | None = None) -> Deployment:
+                options: SpeckOptions | Mapping[str, Any] | None = None) -> Deployment:
         """Lower, discretise, check the limits and map onto the cores; every change is logged.
 
-        Options: ``input_spikes`` ("rate" | "graded"), ``input_levels`` (graded: events per unit
-        of pixel value, default 8), ``seed`` (rate coding), ``leak`` ("drop" | "bias"),
-        ``readout`` ("spikes": output spike counts, the chip's usual readout | "potential": the
-        output layer's integrated potential read at the end), ``readout_threshold`` (spikes readout:
-        output IAF threshold in logit units; default: the largest |weight| of the last layer), ``weight_clip_percentile`` (default 100 = no clipping),
-        ``discretize`` (default true; false only to measure what the discretisation costs).
+        Options: :class:`~.speck_options.SpeckOptions` (``input_spikes``, ``input_levels``, ``leak``,
+        ``readout``, ``readout_threshold``, ``weight_clip_percentile``, ``discretize``, ...).
         """
-        options = dict(options or {})
-        unknown = sorted(set(options) - OPTIONS - _PIPELINE_OPTIONS)
-        if unknown:
-            log.warning("speck: ignoring unknown option(s) %s; known: %s", unknown, ", ".join(sorted(OPTIONS)))
+        from .speck_lower import _input_coding, lower
+
         prof = self.load_profile(profile)
+        opts: SpeckOptions = self.resolve_options(options, prof)  # type: ignore[assignment]
         limits = dict(prof.limits) if prof else {}
-        dep = Deployment(self.name, graph, meta, prof)
-        dep.info["options"] = {k: v for k, v in options.items() if isinstance(v, (int, float, str, bool))}
-        lowered = lower(graph, meta, options, dep.log)
+        dep = Deployment(self.name, graph, meta, prof, options=opts)
+        dep.info["options"] = {k: v for k, v in opts.explicit().items() if isinstance(v, (int, float, str, bool))}
+        lowered = lower(graph, meta, opts, dep.log)
         for layer in lowered.layers:
             if not layer.neuron:
                 continue
@@ -199,20 +190,26 @@ class SpeckTarget(Target):
         l2c = self._map_cores(dn, lowered, limits, dep)
         dep.artifact = SpeckProgram(dn, lowered.layers, l2c)
         dep.info.update({
-            "input_coding": _input_coding(meta, options),
+            "input_coding": _input_coding(meta, opts),
             "input_gain": lowered.input_gain,
-            "seed": int(options.get("seed", 0)),
+            "seed": opts.seed,
             "cores": [{"layer": x.label, "synapse": x.synapse, "neuron": x.neuron, "pool": x.pool,
                        "threshold": x.threshold} for x in lowered.layers],
-            "readout": options.get("readout", "spikes"),
+            "readout": opts.readout,
             "samna": real_samna_available()[1],
         })
         return dep
 
     def _discretise(self, lowered: Lowered, dep: Deployment) -> DynapcnnNetwork:
         """``DynapcnnNetwork(discretize=True)``; logs the scale, rounding and clipping per core."""
+        ensure_dynapcnn_importable()  # before sinabs.backend.dynapcnn (it imports samna)
+        from sinabs.backend.dynapcnn import DynapcnnNetwork
+        from sinabs.backend.dynapcnn.discretize import determine_discretization_scale
+
+        from .speck_lower import STATE_MAX
+
         floats = [(x.conv.weight.detach().clone(), x.threshold) for x in lowered.layers]
-        discretize = bool(dep.info["options"].get("discretize", True))
+        discretize = dep.options.discretize
         try:
             dn = DynapcnnNetwork(lowered.model, input_shape=lowered.input_shape, discretize=discretize)
         except (ValueError, TypeError, RuntimeError) as e:  # sinabs' own structure checks
@@ -252,6 +249,9 @@ class SpeckTarget(Target):
     def _map_cores(self, dn: DynapcnnNetwork, lowered: Lowered, limits: dict[str, Any],
                    dep: Deployment) -> dict[int, int]:
         """Memory check against the profile, then sinabs' Speck 2f layer-to-core mapping."""
+        ensure_dynapcnn_importable()
+        from sinabs.backend.dynapcnn.chips.speck2f import Speck2FConfigBuilder
+
         cores = [dn.dynapcnn_layers[i] for i in sorted(dn.dynapcnn_layers)]
         summary = {}
         for layer, core in zip(lowered.layers, cores):
@@ -301,6 +301,8 @@ class SpeckTarget(Target):
         Returns predictions (most output spikes), logits (output spike counts per class), spikes
         per NIR neuron node and synaptic operations per NIR synaptic node, all per sample.
         """
+        from sinabs.hooks import conv_layer_synops_hook
+
         dep = deployment
         if len(x) == 0:
             raise TargetError("speck: no inputs to simulate")

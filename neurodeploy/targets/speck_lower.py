@@ -27,6 +27,7 @@ and would force the scale to ≤ 1, rounding most weights to 0.)
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -40,6 +41,7 @@ from ..ir.from_nir import NODE_MAP, chain_order
 from ..ir.metadata import DeployMeta
 from ..snn.neuron import SpikingNeuron
 from ._samna_shim import ensure_dynapcnn_importable
+from .speck_options import SpeckOptions
 
 ensure_dynapcnn_importable()  # before anything imports sinabs.backend.dynapcnn (it imports samna)
 
@@ -104,8 +106,11 @@ def make_iaf(threshold: float, reset: str, timesteps: int) -> sl.IAFSqueeze:
                          spike_fn=MultiSpike, reset_fn=reset_fn, min_v_mem=-1.0)
 
 
-def lower(graph: nir.NIRGraph, meta: DeployMeta, options: dict[str, Any], log: Callable[[str], None]) -> Lowered:
+def lower(graph: nir.NIRGraph, meta: DeployMeta, options: SpeckOptions | Mapping[str, Any] | None,
+          log: Callable[[str], None]) -> Lowered:
     """Cut the NIR chain into cores and build the float sinabs network (not yet discretised)."""
+    if not isinstance(options, SpeckOptions):
+        options = SpeckOptions.from_mapping(options or {}, "speck options")
     order = chain_order(graph, "<speck>")
     meta_in = meta
     meta = copy.deepcopy(meta)  # the NIR converters note what they did in meta; keep the caller's clean
@@ -129,7 +134,7 @@ def lower(graph: nir.NIRGraph, meta: DeployMeta, options: dict[str, Any], log: C
     flatten_input = False
     scale_next = 1.0  # from average pooling, applied to the next synaptic layer
     avg_nodes: list[str] = []
-    leak_mode = options.get("leak", "drop")
+    leak_mode = options.leak
     if leak_mode not in ("drop", "bias"):
         raise TargetError(f"speck option leak = {leak_mode!r}; choose 'drop' or 'bias'")
     for name in order:
@@ -205,7 +210,7 @@ def lower(graph: nir.NIRGraph, meta: DeployMeta, options: dict[str, Any], log: C
     coding = _input_coding(meta_in, options)
     first = layers[0]
     if coding == "graded":
-        gain = float(options.get("input_levels", 8))
+        gain = float(options.input_levels)
         with torch.no_grad():
             first.conv.weight.div_(gain)
             if first.conv.bias is not None:
@@ -214,20 +219,20 @@ def lower(graph: nir.NIRGraph, meta: DeployMeta, options: dict[str, Any], log: C
             f"(graded count coding), {first.synapse} weights / {gain:g} (error ≤ 1/{2 * gain:g} of a pixel's range)")
     elif coding == "rate":
         log(f"input: Speck takes events; the analog input is rate-coded (one Bernoulli(x) event per pixel and "
-            f"step, seed {options.get('seed', 0)})"
+            f"step, seed {options.seed})"
             + (" — the source uses direct (analog) input, so this coding adds noise the source does not have"
                if meta.encoding == "direct" else " — the source rate-codes too (different random draws)"))
     else:
         log("input: the event dataset's frames are sent as they are (event counts per pixel and step)")
 
     last = layers[-1]
-    readout = options.get("readout", "spikes")
+    readout = options.readout
     if readout not in ("spikes", "potential"):
         raise TargetError(f"speck option readout = {readout!r}; choose 'spikes' or 'potential'")
     if not last.neuron:
-        th = options.get("readout_threshold")
+        th = options.readout_threshold
         wmax = float(last.conv.weight.detach().abs().max())
-        th = float(th) if th is not None else wmax * float(options.get("readout_threshold_scale", 1.0))
+        th = float(th) if th is not None else wmax * options.readout_threshold_scale
         if readout == "potential":  # as high as 16 bits allow next to 8-bit weights: it (almost) never fires
             th = 0.99 * STATE_MAX / _weight_scale(last.conv)
         last.threshold = th
@@ -248,7 +253,7 @@ def lower(graph: nir.NIRGraph, meta: DeployMeta, options: dict[str, Any], log: C
                               f"{last.neuron!r} spikes")
         log(f"readout: the last layer {last.neuron!r} is spiking; logits = its spike counts")
 
-    clip = float(options.get("weight_clip_percentile", 100.0))
+    clip = options.weight_clip_percentile
     mods: list[nn.Module] = [nn.Flatten()] if flatten_input else []
     for layer in layers:
         w = layer.conv.weight.detach()
@@ -278,10 +283,10 @@ def _weight_scale(conv: nn.Module, bits: int = 8) -> float:
     return s
 
 
-def _input_coding(meta: DeployMeta, options: dict[str, Any]) -> str:
+def _input_coding(meta: DeployMeta, options: SpeckOptions) -> str:
     if meta.encoding == "events":
         return "events"
-    coding = options.get("input_spikes", "rate")
+    coding = options.input_spikes
     if coding not in ("rate", "graded"):
         raise TargetError(f"speck option input_spikes = {coding!r}; choose 'rate' or 'graded'")
     return coding

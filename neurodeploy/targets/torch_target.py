@@ -5,6 +5,9 @@ compared with. It is built from the graph, never from the training object.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import nir
 import numpy as np
 import torch
@@ -14,7 +17,7 @@ from ..ir.from_nir import from_nir
 from ..ir.metadata import DeployMeta
 from ..measure.ops import exact_synops
 from ..recipe import Profile
-from .base import Deployment, Outputs, Target, register_target
+from .base import Deployment, Outputs, Target, TargetOptions, register_target
 
 
 @register_target
@@ -23,10 +26,12 @@ class TorchTarget(Target):
     profile_name = ""
 
     def compile(self, graph: nir.NIRGraph, meta: DeployMeta, profile: Profile | None = None,
-                options: dict | None = None) -> Deployment:
+                options: TargetOptions | Mapping[str, Any] | None = None) -> Deployment:
+        prof = self.load_profile(profile)
+        opts = self.resolve_options(options, prof)  # checked; the float reference uses none of them
         net = from_nir(graph, meta)
         net.eval()
-        dep = Deployment(self.name, graph, meta, self.load_profile(profile), artifact=net)
+        dep = Deployment(self.name, graph, meta, prof, artifact=net, options=opts)
         dep.log("none: float32 simulation of the NIR graph as written (reference)")
         return dep
 

@@ -45,7 +45,7 @@ def fake_quant_weight(w: torch.Tensor, sigma: float) -> torch.Tensor:
     return _ste(w, q)
 
 
-def _layer_scales(net: SpikingNetwork, options: dict[str, Any]) -> dict[str, dict[str, float]]:
+def _layer_scales(net: SpikingNetwork, options: Any) -> dict[str, dict[str, float]]:
     """Per synaptic module: σ·f for its weights, and per neuron module: σ·Q for its threshold."""
     from ..targets.loihi.lowering import lower_network
 
@@ -111,16 +111,18 @@ def loihi_forward(net: SpikingNetwork, x: torch.Tensor, scales: dict[str, dict[s
 
 
 def deploy_finetune(net: SpikingNetwork, x_train: torch.Tensor, y_train: torch.Tensor,
-                    options: dict[str, Any] | None = None, epochs: int = 3, lr: float = 1e-4,
+                    options: Any = None, epochs: int = 3, lr: float = 1e-4,
                     batch_size: int = 64, seed: int = 0, progress: bool = False) -> SpikingNetwork:
     """Fine-tune a copy of ``net`` with the Loihi deployment in the loop; returns the float network.
 
-    ``options`` are the target's (``input_spikes``, ``graded_bits``). Adam on the cross-entropy of
+    ``options``: the target's :class:`~neurodeploy.targets.loihi.options.LoihiOptions` (or a mapping of
+    its fields: ``input_spikes``, ``graded_bits``, ``seed``). Adam on the cross-entropy of
     :func:`loihi_forward`'s logits; thresholds and leaks train if the network lets them.
     """
-    opts = dict(options or {})
-    mode = opts.get("input_spikes", "rate")
-    bits = int(opts.get("graded_bits", 8))
+    from ..targets.loihi.options import LoihiOptions
+
+    opts = options if isinstance(options, LoihiOptions) else LoihiOptions.from_mapping(options or {}, "deploy_finetune")
+    mode, bits = opts.input_spikes, opts.graded_bits
     ft = copy.deepcopy(net)
     for _, m in ft.neurons():
         m.reset = "zero"

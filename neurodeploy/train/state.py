@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import CheckpointError
-from ..util import atomic_path
+from ..util import atomic_path, jsonable
 from .checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -43,18 +43,6 @@ class TrainingState:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, list):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, torch.Tensor):
-        return v.item()
-    return v
-
-
 def save_training_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                         scheduler: Any, epoch: int, kappa: dict[int, torch.Tensor] | None = None,
                         generator: torch.Generator | None = None, info: dict[str, Any] | None = None) -> None:
@@ -63,13 +51,13 @@ def save_training_state(path: str | Path, model: nn.Module, optimizer: torch.opt
     for k, v in model.state_dict().items():
         tensors[f"model.{k}"] = v.detach().contiguous().cpu()
     osd = optimizer.state_dict()
-    opt_meta: dict[str, Any] = {"param_groups": _jsonable(osd["param_groups"]), "state": {}}
+    opt_meta: dict[str, Any] = {"param_groups": jsonable(osd["param_groups"]), "state": {}}
     for idx, st in osd["state"].items():
         for key, val in st.items():
             if isinstance(val, torch.Tensor):
                 tensors[f"optim.{idx}.{key}"] = val.detach().contiguous().cpu()
             else:
-                opt_meta["state"].setdefault(str(idx), {})[key] = _jsonable(val)
+                opt_meta["state"].setdefault(str(idx), {})[key] = jsonable(val)
     for r, k in (kappa or {}).items():
         if k is not None:
             tensors[f"kappa.{r}"] = k.detach().contiguous().cpu()
@@ -79,7 +67,7 @@ def save_training_state(path: str | Path, model: nn.Module, optimizer: torch.opt
             tensors[f"rng.cuda.{i}"] = s
     if generator is not None:
         tensors["rng.net"] = generator.get_state()
-    meta = {"epoch": epoch, "optimizer": opt_meta, "scheduler": _jsonable(scheduler.state_dict()),
+    meta = {"epoch": epoch, "optimizer": opt_meta, "scheduler": jsonable(scheduler.state_dict()),
             "info": info or {}}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={"neurodeploy": json.dumps(meta, sort_keys=True)})

@@ -11,7 +11,8 @@ sinabs = pytest.importorskip("sinabs")
 sl = pytest.importorskip("sinabs.layers")
 from sinabs.activation import MembraneSubtract, SingleSpike  # noqa: E402
 
-from neurodeploy.pipeline import load_run, run_all  # noqa: E402
+from neurodeploy.run import load_run
+from neurodeploy.stages import run_all  # noqa: E402
 from neurodeploy.report import validate_report  # noqa: E402
 
 T = 8

@@ -9,7 +9,7 @@ import torch
 
 import neurodeploy
 from neurodeploy.cli import main
-from neurodeploy.pipeline import run_all
+from neurodeploy.stages import run_all
 from neurodeploy.report import validate_report
 
 TINY = """

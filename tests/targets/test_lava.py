@@ -126,7 +126,7 @@ def test_lava_matches_emulator_spike_for_spike(lava_run):
         assert (out.layer_spikes[name] == ref["spikes"][name].numpy()).all()
     assert (np.asarray(out.info["integer_logits"]) == ref["logits"].numpy()).all()
     emu = get_target("loihi-emu")
-    eo = emu.run(emu.compile(dep.graph, dep.meta, options=dep.info["options"]), x)
+    eo = emu.run(emu.compile(dep.graph, dep.meta, options=dep.options), x)
     assert (eo.predictions == out.predictions).all()
     for k in eo.synops:
         assert np.allclose(eo.synops[k], out.synops[k]), k

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import nir
@@ -27,6 +28,7 @@ from ...ir.metadata import DeployMeta
 from ...recipe import Profile
 from ..base import Deployment, Outputs, Target, register_target
 from .lowering import LoihiLayer, LoihiProgram, lower
+from .options import LoihiOptions
 
 log = logging.getLogger(__name__)
 
@@ -167,15 +169,19 @@ class LoihiEmuTarget(Target):
     name = "loihi-emu"
     profile_name = "loihi2"
     needs_spiking_input = False
+    Options = LoihiOptions
+    fixed_point = True
+    finetunable = True
 
     def compile(self, graph: nir.NIRGraph, meta: DeployMeta, profile: Profile | None = None,
-                options: dict | None = None) -> Deployment:
+                options: LoihiOptions | Mapping[str, Any] | None = None) -> Deployment:
         prof = self.load_profile(profile)
-        opts = {**(prof.options if prof else {}), **(options or {})}
-        dep = Deployment(self.name, graph, meta, prof)
+        opts = self.resolve_options(options, prof)
+        dep = Deployment(self.name, graph, meta, prof, options=opts)
         program, net = lower(graph, meta, opts, dep.log)
         dep.artifact = program
-        dep.info.update({"options": {k: opts[k] for k in ("input_spikes", "seed") if k in opts},
+        given = opts.explicit()
+        dep.info.update({"options": {k: given[k] for k in ("input_spikes", "seed") if k in given},
                          "layers": [_layer_info(layer) for layer in program.layers]})
         return dep
 

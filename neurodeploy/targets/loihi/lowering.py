@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -56,6 +57,7 @@ from ...ir.metadata import DeployMeta
 from ...measure.ops import fanout_maps
 from ...snn.network import SpikingNetwork, TimeDropout
 from ...snn.neuron import SpikingNeuron
+from .options import LoihiOptions
 
 log = logging.getLogger(__name__)
 
@@ -277,14 +279,19 @@ def quantize(w: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(np.round(w * sigma / 2.0) * 2.0, W_MIN, W_MAX).astype(np.int64)
 
 
-def lower_network(net: SpikingNetwork, timesteps: int, options: dict[str, Any], log_line: Callable[[str], None],
-                  fanouts: dict[str, torch.Tensor] | None = None) -> LoihiProgram:
-    """Lower a sequential float :class:`SpikingNetwork` (as rebuilt from NIR) to a :class:`LoihiProgram`."""
-    input_spikes = options.get("input_spikes", "rate")
+def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | Mapping[str, Any] | None,
+                  log_line: Callable[[str], None], fanouts: dict[str, torch.Tensor] | None = None) -> LoihiProgram:
+    """Lower a sequential float :class:`SpikingNetwork` (as rebuilt from NIR) to a :class:`LoihiProgram`.
+
+    ``options``: :class:`LoihiOptions` (or a mapping of its fields; any subclass, e.g. the lava
+    target's, is fine)."""
+    if not isinstance(options, LoihiOptions):
+        options = LoihiOptions.from_mapping(options or {}, "loihi lowering options")
+    input_spikes = options.input_spikes
     if input_spikes not in ("rate", "graded"):
         raise TargetError(f"options['input_spikes'] = {input_spikes!r}; choose rate or graded")
-    graded_bits = int(options.get("graded_bits", 8))
-    seed = int(options.get("seed", 0))
+    graded_bits = options.graded_bits
+    seed = options.seed
     if net.encoding == "events":
         raise TargetError("the loihi lowering takes image inputs (direct or rate coding); event input is not "
                           "supported yet")
@@ -415,7 +422,7 @@ def _input_fanout(group: list[tuple[str, nn.Module]], in_shape: tuple[int, ...])
     return (mat != 0).sum(0).astype(np.float64)
 
 
-def lower(graph: nir.NIRGraph, meta: DeployMeta, options: dict[str, Any] | None,
+def lower(graph: nir.NIRGraph, meta: DeployMeta, options: LoihiOptions | Mapping[str, Any] | None,
           log_line: Callable[[str], None]) -> tuple[LoihiProgram, SpikingNetwork]:
     """Lower a NIR graph: rebuild the float network from the graph, then :func:`lower_network`."""
     net = from_nir(graph, meta)
@@ -432,4 +439,4 @@ def lower(graph: nir.NIRGraph, meta: DeployMeta, options: dict[str, Any] | None,
             "chains only: netx cannot load a residual add, and the lava-nc process-graph builder for residual "
             "(SEW) networks is not implemented yet")
     net.eval()
-    return lower_network(net, meta.timesteps, dict(options or {}), log_line), net
+    return lower_network(net, meta.timesteps, options, log_line), net

@@ -6,12 +6,9 @@ and runs :mod:`.runner` in a child process in its own session under ``timeout_s`
 per-sample counts come back as ``.npz`` files. ``N`` samples take ⌈N/B⌉·T + L Lava steps
 (L layers of one-step latency) in one run.
 
-Options (recipe ``[deploy]`` / profile ``[options]``): ``input_spikes`` (rate | graded), ``seed``,
-``timeout_s`` (whole run), ``stall_s`` (no simulated step for that long = a dead worker; default
-60), ``copies`` (B, samples side by side, default 32), ``max_samples_per_run`` (default
-4096), ``work_dir`` (keep files there; default a temporary folder removed after the run),
-``record_raster`` (samples whose full spike rasters are returned, for spike-exact checks),
-``fault`` (tests only: 'kill' kills a Lava worker, 'raise' raises inside one).
+Options: :class:`~neurodeploy.targets.loihi.options.LavaOptions` (recipe ``[deploy]`` and
+``[deploy.lava]``, defaults from the profile's ``[options]``): ``copies``, ``timeout_s``,
+``stall_s``, ``work_dir``, ``record_raster``, ... — each field documented there.
 """
 from __future__ import annotations
 
@@ -23,6 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from ....recipe import Profile
 from ...base import Deployment, Outputs, Target, register_target
 from ..emu import _layer_info, logits_to_float, neuron_updates
 from ..lowering import LoihiProgram, lower
+from ..options import LavaOptions
 from .child import run_in_group
 from .netx_file import write_netx
 
@@ -64,6 +63,11 @@ class LavaTarget(Target):
     name = "lava"
     profile_name = "loihi2"
     needs_spiking_input = False
+    Options = LavaOptions
+    fixed_point = True
+    finetunable = True
+    slow = True
+    attack_stand_in = "loihi-emu"  # spike-exact (tests/targets/test_lava.py)
 
     def __init__(self) -> None:
         self.last_pgid: int | None = None  # process group of the last simulation (tests check it is gone)
@@ -72,24 +76,24 @@ class LavaTarget(Target):
         return _lava_available()
 
     def compile(self, graph: nir.NIRGraph, meta: DeployMeta, profile: Profile | None = None,
-                options: dict | None = None) -> Deployment:
+                options: LavaOptions | Mapping[str, Any] | None = None) -> Deployment:
         prof = self.load_profile(profile)
-        opts = {**(prof.options if prof else {}), **(options or {})}
-        dep = Deployment(self.name, graph, meta, prof)
+        opts: LavaOptions = self.resolve_options(options, prof)  # type: ignore[assignment]
+        dep = Deployment(self.name, graph, meta, prof, options=opts)
         program, _ = lower(graph, meta, opts, dep.log)
         if program.readout != "potential":
             raise TargetError("lava: a spiking last layer ('count' readout) is not supported yet: the probes read a "
                               "non-firing readout layer; use the loihi-emu target or a non-spiking readout")
         dep.artifact = program
         dep.log(f"netx: every layer written as a netx 'dense' layer (convs unrolled to integer matrices); "
-                f"{opts.get('copies', 32)} samples side by side as block-diagonal sparse layers per Lava run "
+                f"{opts.copies} samples side by side as block-diagonal sparse layers per Lava run "
                 f"(netx's weight reader patched in the child to stay sparse: same values, no B²-size dense copy)")
-        if opts.get("fast_synapses", True) and opts.get("sparse_reader", True):
+        if opts.fast_synapses and opts.sparse_reader:
             dep.log("netx: hidden-layer spikes declared as 1-bit messages (messageBits=1; values still 0/1) so "
                     "Lava's CPU synapses compute W·s as a sparse mat-vec (simulation speed only)")
-        dep.info.update({"options": dict(opts),
+        dep.info.update({"options": opts.explicit(),
                          "layers": [_layer_info(layer) for layer in program.layers]})
-        work = opts.get("work_dir")
+        work = opts.work_dir
         if work:
             Path(work).mkdir(parents=True, exist_ok=True)
             dep.info["netx_file"] = str(write_netx(program, Path(work) / "model.net", copies=1))
@@ -97,9 +101,9 @@ class LavaTarget(Target):
 
     def run(self, deployment: Deployment, x: torch.Tensor, batch_size: int = 256, progress: bool = False) -> Outputs:
         program: LoihiProgram = deployment.artifact
-        opts: dict[str, Any] = deployment.info.get("options", {})
+        opts: LavaOptions = deployment.options
         n = len(x)
-        per_run = int(opts.get("max_samples_per_run", 4096))
+        per_run = opts.max_samples_per_run
         res: dict[str, list] = {"counts": [], "synops": [], "logits": [], "raster": []}
         timing = {"build_s": 0.0, "run_s": 0.0, "wall_s": 0.0, "steps": 0, "prepare_s": 0.0, "child_start_s": 0.0,
                   "import_s": 0.0, "netx_s": 0.0}
@@ -120,14 +124,14 @@ class LavaTarget(Target):
         lg = np.concatenate(res["logits"])
         info = {"integer_logits": lg.tolist(), "timesteps": program.timesteps,
                 "samples_per_s": n / timing["wall_s"] if timing["wall_s"] else 0.0,
-                **timing, "copies": int(opts.get("copies", 32)), "pgid": self.last_pgid}
+                **timing, "copies": opts.copies, "pgid": self.last_pgid}
         if res["raster"] and res["raster"][0]:
             info["raster"] = res["raster"][0]  # numpy [T, n, neurons] bool: only when record_raster is asked
         return Outputs(lg.argmax(1), logits_to_float(program, lg), spikes, synops, neuron_updates(program, n), info)
 
-    def _run_chunk(self, program: LoihiProgram, x: torch.Tensor, offset: int, opts: dict[str, Any]) -> dict:
+    def _run_chunk(self, program: LoihiProgram, x: torch.Tensor, offset: int, opts: LavaOptions) -> dict:
         n = len(x)
-        B = max(1, min(int(opts.get("copies", 32)), n))
+        B = max(1, min(opts.copies, n))
         T = program.timesteps
         K = math.ceil(n / B)
         L = len(program.layers)
@@ -138,13 +142,13 @@ class LavaTarget(Target):
         pad[:, :n] = s
         # column k*T + t, rows b*n_in..: sample k*B + b at its step t
         data = pad.reshape(T, K, B, n_in).transpose(2, 3, 1, 0).reshape(B * n_in, K * T).astype(np.int32)
-        raster_n = int(opts.get("record_raster", 0))
+        raster_n = opts.record_raster
         raster_chunks = math.ceil(min(raster_n, n) / B) if raster_n else 0
-        work = opts.get("work_dir")
+        work = opts.work_dir
         job_dir = Path(tempfile.mkdtemp(prefix="lava-job-", dir=work or None))
         t0 = time.time()
         try:
-            fast = bool(opts.get("fast_synapses", True)) and bool(opts.get("sparse_reader", True))
+            fast = opts.fast_synapses and opts.sparse_reader
             write_netx(program, job_dir / "model.net", copies=B, message_bits=1 if fast else 0)
             arrays = {"input": data}
             for j, layer in enumerate(program.layers):
@@ -153,19 +157,19 @@ class LavaTarget(Target):
             np.savez(job_dir / "job.npz", **arrays)
             job = {"netx": str(job_dir / "model.net"), "T": T, "copies": B, "chunks": K, "steps": steps,
                    "input_message_bits": program.input_message_bits, "raster_chunks": raster_chunks,
-                   "fault": str(opts.get("fault", "")), "sparse_reader": bool(opts.get("sparse_reader", True)),
+                   "fault": opts.fault, "sparse_reader": opts.sparse_reader,
                    "layers": [{"name": layer.name, "readout": layer.readout} for layer in program.layers]}
             t_prep = time.time() - t0
             job["t_submit"] = time.time()
             (job_dir / "job.json").write_text(json.dumps(job))
             env = dict(os.environ)
             env.setdefault("MPLCONFIGDIR", str(job_dir / "mpl"))
-            timeout = float(opts.get("timeout_s", 600.0))
+            timeout = opts.timeout_s
             cmd = [sys.executable, "-m", "neurodeploy.targets.loihi.lava.runner", str(job_dir)]
             try:
                 self.last_pgid, wall = run_in_group(cmd, timeout, job_dir / "lava.log", env,
                                                     heartbeat=job_dir / "heartbeat",
-                                                    stall_s=float(opts.get("stall_s", 60.0)))
+                                                    stall_s=opts.stall_s)
             except SimulationError as e:
                 self.last_pgid = getattr(e, "pgid", None)
                 raise

@@ -1,0 +1,54 @@
+"""The energy stage: energy of the ANN, the source SNN (eq. 7/8) and every simulated target.
+
+Inputs: ``outputs/source.npz`` (the source stage), ``outputs/<target>.npz`` (the simulate stage),
+each target's hardware profile. Outputs: ``report.json``: ``energy``, ``source.energy``,
+``targets.<name>.energy``; ``figures/energy_*.png``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import NeurodeployError
+from ..recipe import load_profile
+from ..run import SOURCE_OUTPUTS, Run
+
+
+def energy_stage(run: Run) -> dict[str, Any]:
+    """Recount the energy section from the run's persisted counts; refuses before the source stage."""
+    from ..measure.stage import measure_report
+
+    report = run.report()
+    src = run.load_outputs(SOURCE_OUTPUTS)
+    if "source" not in report or src is None:
+        raise NeurodeployError(f"{run.dir}: the source stage has not run (no source section in report.json or no "
+                               f"{run.outputs_path(SOURCE_OUTPUTS)}); run it first (`neurodeploy simulate "
+                               f"{run.dir}` does)")
+    outs, profiles = {}, {}
+    for name, entry in report.get("targets", {}).items():
+        out = run.load_outputs(name)
+        if out is None:
+            continue
+        outs[name] = out
+        if entry.get("profile"):
+            profiles[name] = load_profile(entry["profile"])
+    section = measure_report(run.model, src.layer_spikes, outs, profiles, exact=src.synops)
+    report["energy"] = section
+    report["source"]["energy"] = section["by_profile"]
+    for name, t in section["targets"].items():
+        chip = t.get("chip")
+        report["targets"][name]["energy"] = {
+            "profile": t.get("profile"),
+            "chip_joules_per_sample": chip["joules_per_sample"] if chip else None,
+            "formula_joules_per_sample": {p: v["joules_per_sample"] for p, v in t["snn"].items()},
+        }
+    report["figures"] = sorted(set(report.get("figures", [])) | set(_energy_figures(run, section)))
+    run.save_report(report)
+    return report
+
+
+def _energy_figures(run: Run, section: dict[str, Any]) -> list[str]:
+    from ..report.figures_energy import save_energy_figures
+
+    paths = save_energy_figures(section, run.dir / "figures")
+    return [str(Path(p).relative_to(run.dir)) for p in paths]

@@ -1,0 +1,40 @@
+"""The typed options of the Loihi 2 targets (``loihi-emu``, ``lava``): a light module (no Lava, no
+lowering), so a recipe's ``[deploy.loihi-emu]`` / ``[deploy.lava]`` table is checked without them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..base import TargetOptions
+
+
+@dataclass
+class LoihiOptions(TargetOptions):
+    """What the Loihi lowering (:mod:`.lowering`) reads: the shared options plus the graded bits."""
+
+    graded_bits: int = 8
+    """``input_spikes = "graded"``: the input is sent as q = round(x·(2^bits − 1)) graded spikes."""
+
+
+@dataclass
+class LavaOptions(LoihiOptions):
+    """The ``lava`` target's options: the lowering's plus how the Lava simulation is run."""
+
+    copies: int = 32
+    """B: samples side by side as block-diagonal sparse layers in one Lava network."""
+    max_samples_per_run: int = 4096
+    """Samples per Lava run (child process); more are run in several."""
+    stall_s: float = 60.0
+    """No simulated step for that long = a dead worker: the run is stopped."""
+    work_dir: str = ""
+    """Keep the netx and probe files in this folder ("" = a temporary folder removed after the run)."""
+    record_raster: int = 0
+    """Samples whose full spike rasters are returned (for spike-exact checks)."""
+    fast_synapses: bool = True
+    """Declare hidden-layer spikes as 1-bit messages so Lava's CPU synapses compute a sparse W·s."""
+    sparse_reader: bool = True
+    """Patch netx's weight reader in the child to keep the B-copy block-diagonal weights sparse."""
+    fault: str = ""
+    """Tests only: "kill" kills a Lava worker, "raise" raises inside one."""
+
+
+__all__ = ["LavaOptions", "LoihiOptions"]
