@@ -9,7 +9,6 @@ so listing targets never imports a simulator.
 """
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 from ..errors import TargetError
 from ..ir.metadata import DeployMeta
 from ..recipe import Profile, load_profile
+from ..registry import Registry
 
 
 @dataclass
@@ -85,37 +85,30 @@ class Target(ABC):
         """Simulate the deployment on inputs ``x`` (images in [0, 1] or event frames)."""
 
 
-_BUILTIN = {
+# Built-in targets are lazy entries: listing them imports no simulator (Lava, sinabs).
+TARGETS: Registry[type[Target]] = Registry("target", error=TargetError)
+for _name, _where in {
     "torch": "neurodeploy.targets.torch_target:TorchTarget",
     "lava": "neurodeploy.targets.loihi.lava:LavaTarget",
     "loihi-emu": "neurodeploy.targets.loihi.emu:LoihiEmuTarget",
     "speck": "neurodeploy.targets.speck:SpeckTarget",
     "onnx": "neurodeploy.targets.onnx_target:OnnxTarget",
-}
-_REGISTRY: dict[str, type[Target]] = {}
+}.items():
+    TARGETS.add_lazy(_name, _where)
 
 
 def register_target(cls: type[Target]) -> type[Target]:
-    """Class decorator: make a target available by its ``name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
+    """Class decorator: make a target available by its ``name`` (a taken name raises RegistryError)."""
+    return TARGETS.add(cls.name, cls)
 
 
 def list_targets() -> list[str]:
-    return sorted(set(_REGISTRY) | set(_BUILTIN))
+    return TARGETS.names()
 
 
 def get_target(name: str) -> Target:
     """Instantiate a target by name; TargetError for unknown or unavailable ones."""
-    if name not in _REGISTRY and name in _BUILTIN:
-        mod, _, cls = _BUILTIN[name].partition(":")
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            raise TargetError(f"target {name!r} is not available: {e}") from None
-    if name not in _REGISTRY:
-        raise TargetError(f"unknown target {name!r}; available: {', '.join(list_targets())}")
-    target = _REGISTRY[name]()
+    target = TARGETS.get(name)()
     ok, why = target.available()
     if not ok:
         raise TargetError(f"target {name!r} is not available here: {why}")
