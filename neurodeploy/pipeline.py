@@ -468,9 +468,9 @@ ATTACK_STAND_INS = {"lava": "loihi-emu"}
 
 
 def attack_stage(run: Run, targets: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Robustness on both sides: white-box, black-box, baselines, sweeps and audits on the source;
-    transfer and query-only attacks on each deployed target."""
-    from .attacks.stage import robustness_report, target_query_fn
+    """Robustness on both sides: the recipe's ``[attack] sections`` on the source and on each
+    deployed target (white-box, black-box, baselines, sweeps and audits; transfer and query-only)."""
+    from .attacks.stage import AttackInputs, robustness_report, target_query_fn
     from .report.figures_robustness import write_robustness_figures
 
     r, a = run.recipe, run.recipe.attack
@@ -479,44 +479,21 @@ def attack_stage(run: Run, targets: list[str] | None = None, progress: bool = Tr
     x, y = run.test_data()
     seed_everything(r.seed)
     queries = {}
-    notes = {}
     if targets:
         graph, meta = read_nir(run.nir_path)
         for name in targets:
             target = get_target(name)
             dep = target.compile(graph, meta, None, deploy_options(run))
             queries[name] = target_query_fn(target, dep)
-            stand_in = ATTACK_STAND_INS.get(name)
-            if stand_in:
-                notes[name] = (f"transfer attacks ran on {name!r} itself; its query attack and ε sweep are those of "
-                               f"{stand_in!r}, its spike-exact emulator")
-    light = [n for n in queries if n not in ATTACK_STAND_INS]
     surrogate = None
     if a.blackbox == "seed" and not run.imported:
         surrogate = surrogate_model(run, progress)
     elif run.has_ann:
         surrogate = run.ann
-    rob = robustness_report(
-        run.model, x, y, a,
-        ann=run.ann if run.has_ann else None,
-        surrogate_model=surrogate,
-        targets=queries,
-        n_classes=run.data.num_classes,
-        sweep_samples=a.sweep_samples,
-        query_budget=a.query_budget,
-        query_samples=a.query_samples,
-        target_max_samples={n: a.target_samples for n in queries} if a.target_samples else None,
-        query_targets=light,
-        sweep_targets=light,
-        seed=r.seed,
-        progress=progress,
-    )
-    for name, note in notes.items():
-        entry = rob.setdefault(name, {})
-        entry["note"] = note
-        stand_in = rob.get(ATTACK_STAND_INS[name], {})
-        if isinstance(stand_in, dict) and stand_in.get("query"):
-            entry["query"] = {**stand_in["query"], "via": ATTACK_STAND_INS[name]}
+    inputs = AttackInputs(run.model, x, y, n_classes=run.data.num_classes, seed=r.seed,
+                          ann=run.ann if run.has_ann else None, surrogate_model=surrogate, targets=queries,
+                          stand_ins={n: s for n, s in ATTACK_STAND_INS.items() if n in queries})
+    rob = robustness_report(inputs, a, progress=progress)
     report["robustness"] = rob
     figs = write_robustness_figures(rob, run.dir / "figures")
     report["figures"] = sorted(set(report.get("figures", [])) | {str(Path(p).relative_to(run.dir)) for p in figs})
