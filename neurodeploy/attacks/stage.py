@@ -37,7 +37,7 @@ from ..recipe import AttackConfig
 from . import checklist, gaussian, random_search, sparsity, square, sweeps, transfer  # noqa: F401  (register sections)
 from .estimators import SourceEstimator, accuracy
 from .fgsm import fgsm_images, source_fgsm
-from .pgd import pgd_images, source_pgd
+from .pgd import pgd_images, pgd_settings, source_pgd
 from .sections import SECTIONS, AttackContext, AttackInputs, QueryFn, check_sections, register_section
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,7 @@ def ann_section(ctx: AttackContext) -> dict:
     return {"source": {"ann": {
         "clean": {"accuracy": accuracy(est, ctx.x, ctx.y, bs), "samples": len(ctx.x)},
         "fgsm": {"epsilon": c.epsilon, "accuracy": accuracy(est, x_f, ctx.y, bs)},
-        "pgd": {"epsilon": c.epsilon, "step_size": c.step_size, "steps": c.steps, "random_start": c.random_start,
-                "accuracy": accuracy(est, x_p, ctx.y, bs)},
+        "pgd": {**pgd_settings(ctx), "random_start": c.random_start, "accuracy": accuracy(est, x_p, ctx.y, bs)},
     }}}
 
 

@@ -34,23 +34,19 @@ class _StraightThrough(torch.autograd.Function):
         return grad, None
 
 
-def bernoulli_spikes(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """s ~ Bernoulli(p) elementwise: 1 where a uniform draw u ~ U[0, 1) (one per element, in ``p``'s
-    layout, dtype and device; the global generator when ``generator`` is None) falls below p."""
-    noise = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-    return (noise < p).to(p.dtype)
-
-
 def rate_code(x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None,
               time_dim: int = 0) -> torch.Tensor:
-    """Rate coding: T Bernoulli spike frames of probability p = clip(x, 0, 1), stacked along
-    ``time_dim`` (0: ``[T, B, ...]``; 1: ``[B, T, ...]``). The one rate coder of the package: the
-    source network, the Loihi and Speck inputs, the ONNX target and Loihi fine-tuning all draw here,
-    so one generator state gives the same spikes everywhere. No gradient (see :func:`encode`)."""
+    """Rate coding: T Bernoulli spike frames s = 1[u < p], p = clip(x, 0, 1), one uniform draw
+    u ~ U[0, 1) per element in the returned layout (``time_dim`` 0: ``[T, B, ...]``; 1: ``[B, T, ...]``),
+    dtype and device of ``x`` (the global generator when ``generator`` is None).
+
+    The one rate coder of the package: the source network, the Loihi and Speck inputs, the ONNX
+    target and Loihi fine-tuning all draw here. No gradient (the ``rate`` encoding adds one)."""
     p = x.detach().clamp(0.0, 1.0).unsqueeze(time_dim)
     shape = list(p.shape)
     shape[time_dim] = timesteps
-    return bernoulli_spikes(p.expand(*shape), generator)
+    p = p.expand(*shape)
+    return (torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)
 
 
 @ENCODINGS.register("direct")
