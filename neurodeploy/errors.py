@@ -45,3 +45,7 @@ class SimulationError(TargetError):
 
 class AttackError(NeurodeployError):
     """An attack was pointed at an estimator that lacks what it needs."""
+
+
+class RegistryError(NeurodeployError):
+    """A name is registered twice, or asked for but not registered (the message lists the names)."""

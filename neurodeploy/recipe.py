@@ -100,17 +100,32 @@ class TrainConfig:
     snn: SnnTrainConfig = field(default_factory=SnnTrainConfig)
 
 
+#: The default ε sweep (up to ε = 1, "unbounded") and K sweep (HIRE-SNN Fig. 5 / Table 4).
+SWEEP_EPSILONS: tuple[float, ...] = (0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 32 / 255, 64 / 255, 1.0)
+SWEEP_STEPS: tuple[int, ...] = (0, 1, 2, 3, 5, 7, 10, 20, 40)
+#: The report sections the attack stage builds by default, in order (``neurodeploy.attacks.SECTIONS``).
+ATTACK_SECTIONS: tuple[str, ...] = ("clean", "fgsm", "pgd", "blackbox", "gaussian", "random", "ann", "transfer",
+                                    "eps_sweep", "steps_sweep", "query", "checklist", "sparsity", "pooling")
+
+
 @dataclass
 class AttackConfig:
+    sections: list[str] = field(default_factory=lambda: list(ATTACK_SECTIONS))  # report sections, in order
     epsilon: float = 8 / 255
     step_size: float = 0.01
     steps: int = 7
     random_start: bool = False
     max_samples: int = 0  # 0 = the whole test set
-    sweep_samples: int = 200  # samples for the ε and K sweeps (0 = no sweeps)
-    query_samples: int = 100  # samples for the query-only attack on each target (0 = none)
-    query_budget: int = 200  # queries per sample for the query-only attack
+    sweep_samples: int = 200  # samples for the ε and K sweeps (0 = all attacked samples)
+    sweep_epsilons: list[float] = field(default_factory=lambda: list(SWEEP_EPSILONS))  # [] = no ε sweep
+    sweep_steps: list[int] = field(default_factory=lambda: list(SWEEP_STEPS))  # [] = no K sweep
+    query_samples: int = 100  # samples for the query-only attack on each target (0 = all attacked samples)
+    query_budget: int = 200  # queries per sample for the query-only attack (0 = no query attack)
     target_samples: int = 0  # samples for transfer attacks on each target (0 = max_samples)
+    random_samples: int = 20  # random points of the ε-ball per sample (the random baseline)
+    sparsity_samples: int = 200  # samples for the gradient-sparsity audit (0 = all attacked samples)
+    eot_samples: int = 0  # draws of a stochastic input coding per gradient (0 = 8 if stochastic, else 1)
+    batch_size: int = 256
     blackbox: str = "seed"  # surrogate for black-box attacks: seed (same net, seed + 1) | ann (the ANN twin)
 
 
@@ -188,11 +203,15 @@ def _build(cls: type, data: Any, source: str, where: str) -> Any:
     return cls(**kwargs)
 
 
-_CHOICES = {
-    ("data", "encoding"): ("direct", "rate", "poisson", "events"),
+# Allowed values per (section, key): a tuple, or a registry as "module:attr" read when a recipe is
+# validated (the registries import torch and the modules that register into them).
+_CHOICES: dict[tuple[str, str], "tuple[str, ...] | str"] = {
+    ("data", "name"): "neurodeploy.data.datasets:DATASETS",
+    ("data", "encoding"): "neurodeploy.data.encoding:ENCODINGS",
+    ("model", "name"): "neurodeploy.snn.models:MODELS",
     ("model", "neuron"): ("if", "lif"),
     ("model", "reset"): ("subtract", "zero"),
-    ("model", "surrogate"): ("linear", "atan"),
+    ("model", "surrogate"): "neurodeploy.snn.surrogate:SURROGATES",
     ("model", "pooling"): ("avg", "max"),
     ("model", "nir_convention"): ("nir", "sinabs"),
     ("model", "nir_reset"): ("", "zero", "subtract"),
@@ -200,18 +219,32 @@ _CHOICES = {
     ("train.snn", "noise"): ("crafted", "gaussian"),
     ("deploy", "input_spikes"): ("rate", "graded"),
     ("attack", "blackbox"): ("seed", "ann"),
+    ("attack", "sections"): "neurodeploy.attacks.sections:SECTIONS",
 }
 
 
+def _allowed(spec: "tuple[str, ...] | str") -> tuple[str, ...]:
+    if isinstance(spec, tuple):
+        return spec
+    import importlib
+
+    if spec.startswith("neurodeploy.attacks"):
+        importlib.import_module("neurodeploy.attacks")  # every attack module registers its sections
+    mod, _, attr = spec.partition(":")
+    return tuple(getattr(importlib.import_module(mod), attr).names())
+
+
 def _validate(r: Recipe, source: str) -> None:
-    for (section, key), allowed in _CHOICES.items():
+    for (section, key), spec in _CHOICES.items():
         obj: Any = r
         for part in section.split("."):
             obj = getattr(obj, part)
-        if getattr(obj, key) not in allowed:
-            raise RecipeError(
-                f"{source}: {section}.{key} = {getattr(obj, key)!r}; choose one of {', '.join(allowed)}"
-            )
+        value = getattr(obj, key)
+        allowed = _allowed(spec)
+        for v in value if isinstance(value, list) else [value]:
+            if v not in allowed:
+                raise RecipeError(f"{source}: {section}.{key} = {v!r}; choose one of {', '.join(allowed)}")
+    _validate_sections(r, source)
     if r.timesteps < 1:
         raise RecipeError(f"{source}: timesteps must be >= 1, got {r.timesteps}")
     if not 0.0 < r.data.test_fraction < 1.0:
@@ -253,6 +286,17 @@ def _target_tables(data: dict[str, Any], source: str) -> tuple[dict[str, Any], d
             if allowed is not None and value not in allowed:
                 raise RecipeError(f"{source}: deploy.{name}.{key} = {value!r}; choose one of {', '.join(allowed)}")
     return {**data, "deploy": {k: v for k, v in deploy.items() if k not in tables}}, tables
+
+
+def _validate_sections(r: Recipe, source: str) -> None:
+    from . import attacks  # noqa: F401  (every attack module registers its sections)
+    from .attacks.sections import check_sections
+    from .errors import AttackError
+
+    try:
+        check_sections(r.attack.sections)
+    except AttackError as e:
+        raise RecipeError(f"{source}: attack.sections: {e}") from None
 
 
 def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:

@@ -3,7 +3,8 @@
 For every (recipe, seed): the recipe's training chain (:func:`neurodeploy.train.train_recipe`,
 the dataset split and the initialisation both use the seed), then clean accuracy, FGSM and PGD
 accuracy with the recipe's ``[attack]`` settings (white-box on the source SNN through the
-surrogate gradient). Aggregates are the mean and the sample standard deviation (ddof = 1) over
+surrogate gradient) and the input-gradient sparsity, by the attack stage's ``clean``, ``fgsm``,
+``pgd`` and ``sparsity`` sections on the same seeded subset a run's report attacks. Aggregates are the mean and the sample standard deviation (ddof = 1) over
 seeds; the result is written as ``study.json`` and ``study.md`` when an output folder is given,
 and every finished run is stored at once, so an interrupted study resumes where it stopped.
 """
@@ -63,16 +64,21 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return m, s
 
 
-def evaluate_robustness(snn: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe) -> dict[str, float]:
-    """Clean, FGSM(ε) and PGD(ε, α, K) accuracy of ``snn`` on (x, y) with the recipe's attack settings."""
-    from .attacks import FGSM, PGD, SourceEstimator
-    from .attacks import accuracy as est_accuracy
+def evaluate_robustness(snn: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe
+                        ) -> tuple[dict[str, float], dict[str, float], int]:
+    """Clean, FGSM(ε) and PGD(ε, α, K) accuracy of ``snn`` with the recipe's attack settings and the
+    input-gradient sparsity per layer, computed by the attack stage's own sections on the same
+    seeded subset of (x, y) as a run's report (``attack.max_samples``, the recipe's seed).
+    Returns (accuracies, sparsity per layer, samples attacked)."""
+    import dataclasses
 
-    a = recipe.attack
-    est = SourceEstimator(snn)
-    x_fgsm = FGSM(a.epsilon).generate(est, x, y)
-    x_pgd = PGD(a.epsilon, a.step_size, a.steps, random_start=a.random_start).generate(est, x, y)
-    return {"clean": est_accuracy(est, x, y), "fgsm": est_accuracy(est, x_fgsm, y), "pgd": est_accuracy(est, x_pgd, y)}
+    from .attacks.stage import AttackInputs, robustness_report
+
+    cfg = dataclasses.replace(recipe.attack, sections=["clean", "fgsm", "pgd", "sparsity"])
+    rob = robustness_report(AttackInputs(snn, x, y, seed=recipe.seed), cfg)
+    s = rob["source"]
+    return ({k: s[k]["accuracy"] for k in METRICS}, {r["layer"]: r["zero_fraction"] for r in rob["sparsity"]},
+            s["samples"])
 
 
 def run_one(recipe: Recipe, seed: int, out_dir: Path | None = None, progress: bool = False) -> RunResult:
@@ -84,14 +90,9 @@ def run_one(recipe: Recipe, seed: int, out_dir: Path | None = None, progress: bo
     t0 = time.perf_counter()
     res = train_recipe(recipe, data, out_dir, seed, progress)
     secs = time.perf_counter() - t0
-    n = recipe.attack.max_samples or len(data.x_test)
-    x, y = data.x_test[:n].float(), data.y_test[:n]
-    m = evaluate_robustness(res.snn, x, y, recipe)
-    from .attacks.sparsity import gradient_sparsity
-
-    sparsity = {r["layer"]: r["zero_fraction"] for r in gradient_sparsity(res.snn, x, y)}
+    m, sparsity, n = evaluate_robustness(res.snn, data.x_test, data.y_test, recipe)
     return RunResult(recipe.name, seed, m["clean"], m["fgsm"], m["pgd"], res.ann_accuracy, res.converted_accuracy,
-                     round(secs, 2), len(x), sparsity)
+                     round(secs, 2), n, sparsity)
 
 
 def summarize(runs: Iterable[RunResult]) -> list[Summary]:

@@ -11,8 +11,11 @@ An attack takes an estimator (:mod:`.estimators`): a :class:`SourceEstimator` gi
 - :mod:`.sweeps` — accuracy against ε and against the PGD iterations K;
 - :mod:`.checklist` — the gradient-obfuscation checklist (Athalye 2018; HIRE-SNN Table 4);
 - :mod:`.sparsity` — input-gradient sparsity per layer (Luu et al. 2025);
-- :mod:`.stage` — ``robustness_report``: the report's ``robustness`` section.
+- :mod:`.sections` — the report sections by name (``SECTIONS``), the inputs and context they read;
+- :mod:`.stage` — ``robustness_report``: the report's ``robustness`` section, the recipe's sections in order.
 """
+from ..errors import AttackError
+from ..registry import Registry
 from .base import Attack, project_linf
 from .checklist import checklist_passed, obfuscation_checklist, run_checklist
 from .estimators import (ClassifierMixin, LossGradientsMixin, SourceEstimator, TargetEstimator, accuracy,
@@ -21,30 +24,29 @@ from .fgsm import FGSM
 from .gaussian import GaussianNoise
 from .pgd import PGD
 from .random_search import RandomSampling, margin
+from .sections import SECTIONS, AttackContext, AttackInputs, Section, register_section, subset, subset_index
 from .sparsity import gradient_sparsity, pooling_table
 from .square import QueryResult, SquareAttack
-from .stage import deployed_query_fns, robustness_for_run, robustness_report, target_query_fn
+from .stage import robustness_report, target_query_fn
 from .sweeps import epsilon_sweep, steps_sweep
 from .transfer import TransferAttack
 
-#: Every attack by name, for ``get_attack`` and for the tests that exercise each one.
-ATTACKS: dict[str, type[Attack]] = {
-    "fgsm": FGSM, "pgd": PGD, "square": SquareAttack, "random": RandomSampling, "gaussian": GaussianNoise,
-}
+#: Every attack class by name, for ``get_attack`` and for the tests that exercise each one.
+ATTACKS: Registry[type[Attack]] = Registry("attack", error=AttackError)
+for _cls in (FGSM, PGD, SquareAttack, RandomSampling, GaussianNoise):
+    ATTACKS.add(_cls.name, _cls)
 
 
 def get_attack(name: str, **kwargs) -> Attack:
-    """An attack by name (``fgsm``, ``pgd``, ``square``, ``random``, ``gaussian``) with its settings."""
-    if name not in ATTACKS:
-        raise KeyError(f"unknown attack {name!r}; available: {', '.join(sorted(ATTACKS))}")
-    return ATTACKS[name](**kwargs)
+    """An attack by name (``ATTACKS``: fgsm, gaussian, pgd, random, square) with its settings."""
+    return ATTACKS.get(name)(**kwargs)
 
 
 __all__ = [
-    "ATTACKS", "get_attack",
-    "FGSM", "PGD", "Attack", "ClassifierMixin", "GaussianNoise", "LossGradientsMixin", "QueryResult",
-    "RandomSampling", "SourceEstimator", "SquareAttack", "TargetEstimator", "TransferAttack", "accuracy",
-    "check_estimator", "checklist_passed", "epsilon_sweep", "gradient_sparsity", "margin", "obfuscation_checklist",
-    "pooling_table", "predict_batched", "project_linf", "robustness_report", "run_checklist", "steps_sweep",
-    "target_query_fn", "deployed_query_fns", "robustness_for_run",
+    "ATTACKS", "SECTIONS", "get_attack", "register_section",
+    "FGSM", "PGD", "Attack", "AttackContext", "AttackInputs", "ClassifierMixin", "GaussianNoise",
+    "LossGradientsMixin", "QueryResult", "RandomSampling", "Section", "SourceEstimator", "SquareAttack",
+    "TargetEstimator", "TransferAttack", "accuracy", "check_estimator", "checklist_passed", "epsilon_sweep",
+    "gradient_sparsity", "margin", "obfuscation_checklist", "pooling_table", "predict_batched", "project_linf",
+    "robustness_report", "run_checklist", "steps_sweep", "subset", "subset_index", "target_query_fn",
 ]

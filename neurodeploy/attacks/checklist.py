@@ -27,6 +27,7 @@ from .estimators import LossGradientsMixin, accuracy
 from .fgsm import FGSM
 from .pgd import PGD
 from .random_search import RandomSampling
+from .sections import AttackContext, register_section
 from .sweeps import epsilon_sweep
 
 log = logging.getLogger(__name__)
@@ -118,3 +119,18 @@ def run_checklist(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tenso
     rnd_acc = accuracy(estimator, rnd.generate(estimator, x, y), y)  # type: ignore[arg-type]
     return obfuscation_checklist(fgsm_accuracy=fgsm, pgd_accuracy=pgd_acc, blackbox_accuracy=bb, eps_sweep=sweep,
                                  random_accuracy=rnd_acc, tol=tol)
+
+
+@register_section("checklist", requires=("fgsm", "pgd"), after=("blackbox", "eps_sweep", "random", "query"))
+def checklist_section(ctx: AttackContext) -> dict:
+    """``checklist``: the five checks from the accuracies the sections before it measured (a check
+    whose measurement was not made is ``None``); tolerance max(0.01, 1/N) for N attacked samples."""
+    src, rows = ctx.report["source"], ctx.report.get("sweeps", {}).get("epsilon")
+    bb, q = src.get("blackbox_pgd"), src.get("query")
+    items = obfuscation_checklist(
+        fgsm_accuracy=src["fgsm"]["accuracy"], pgd_accuracy=src["pgd"]["accuracy"],
+        blackbox_accuracy=bb["accuracy"] if bb else None, eps_sweep=rows,
+        random_accuracy=src["random"]["accuracy"] if src.get("random") else None,
+        query_accuracy=q["accuracy"] if q else None, query_pgd_accuracy=q["pgd_accuracy_same_samples"] if q else None,
+        tol=max(0.01, 1.0 / max(len(ctx.x), 1)))
+    return {"checklist": items}

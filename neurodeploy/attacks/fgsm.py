@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from .base import Attack
-from .estimators import LossGradientsMixin
+from .estimators import LossGradientsMixin, accuracy
+from .sections import AttackContext, register_section
 
 
 class FGSM(Attack):
@@ -29,3 +30,20 @@ class FGSM(Attack):
                         gen: torch.Generator) -> torch.Tensor:
         grad = estimator.loss_gradient(x, y)
         return x + self.epsilon * grad.sign()
+
+
+def fgsm_images(ctx: AttackContext, estimator: LossGradientsMixin) -> torch.Tensor:
+    """FGSM(ε) images of the attacked samples, crafted on ``estimator``."""
+    return FGSM(ctx.cfg.epsilon, batch_size=ctx.batch_size).generate(estimator, ctx.x, ctx.y)
+
+
+def source_fgsm(ctx: AttackContext) -> torch.Tensor:
+    """The source's white-box FGSM images (crafted once per run; transfer reuses them)."""
+    return ctx.memo("fgsm", lambda: fgsm_images(ctx, ctx.est))
+
+
+@register_section("fgsm")
+def fgsm_section(ctx: AttackContext) -> dict:
+    """``source.fgsm``: white-box FGSM accuracy at the recipe's ε."""
+    acc = accuracy(ctx.est, source_fgsm(ctx), ctx.y, ctx.batch_size)
+    return {"source": {"fgsm": {"epsilon": ctx.cfg.epsilon, "accuracy": acc}}}

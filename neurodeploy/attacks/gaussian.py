@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 
 from .base import Attack
+from .estimators import accuracy
+from .sections import AttackContext, register_section
 
 
 class GaussianNoise(Attack):
@@ -30,3 +32,11 @@ class GaussianNoise(Attack):
                         gen: torch.Generator) -> torch.Tensor:
         noise = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
         return x + torch.clamp(self.sigma * noise, -self.epsilon, self.epsilon)
+
+
+@register_section("gaussian")
+def gaussian_section(ctx: AttackContext) -> dict:
+    """``source.gaussian``: accuracy under Gaussian noise σ = ε, clipped to the ε-ball."""
+    eps = ctx.cfg.epsilon
+    x_g = GaussianNoise(eps, seed=ctx.seed, batch_size=ctx.batch_size).generate(ctx.est, ctx.x, ctx.y)
+    return {"source": {"gaussian": {"epsilon": eps, "sigma": eps, "accuracy": accuracy(ctx.est, x_g, ctx.y, ctx.batch_size)}}}

@@ -17,7 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .base import Attack, project_linf
-from .estimators import LossGradientsMixin
+from .estimators import LossGradientsMixin, accuracy
+from .sections import AttackContext, register_section
 
 
 class PGD(Attack):
@@ -82,3 +83,28 @@ class PGD(Attack):
     def __repr__(self) -> str:
         return (f"PGD(epsilon={self.epsilon:.4g}, step_size={self.step_size:.4g}, steps={self.steps}, "
                 f"random_start={self.random_start})")
+
+
+def pgd_images(ctx: AttackContext, estimator: LossGradientsMixin) -> torch.Tensor:
+    """PGD(ε, α, K) images of the attacked samples with the recipe's settings, crafted on ``estimator``."""
+    c = ctx.cfg
+    return PGD(c.epsilon, c.step_size, c.steps, c.random_start, ctx.seed,
+               batch_size=ctx.batch_size).generate(estimator, ctx.x, ctx.y)
+
+
+def pgd_settings(ctx: AttackContext) -> dict:
+    """The PGD settings every PGD entry of the report records."""
+    c = ctx.cfg
+    return {"epsilon": c.epsilon, "step_size": c.step_size, "steps": c.steps}
+
+
+def source_pgd(ctx: AttackContext) -> torch.Tensor:
+    """The source's white-box PGD images (crafted once per run; transfer and query reuse them)."""
+    return ctx.memo("pgd", lambda: pgd_images(ctx, ctx.est))
+
+
+@register_section("pgd")
+def pgd_section(ctx: AttackContext) -> dict:
+    """``source.pgd``: white-box PGD-K accuracy through the surrogate gradient."""
+    acc = accuracy(ctx.est, source_pgd(ctx), ctx.y, ctx.batch_size)
+    return {"source": {"pgd": {**pgd_settings(ctx), "random_start": ctx.cfg.random_start, "accuracy": acc}}}

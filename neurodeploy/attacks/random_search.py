@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 
 from .base import Attack
-from .estimators import ClassifierMixin
+from .estimators import ClassifierMixin, accuracy
+from .sections import AttackContext, register_section
 
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -54,3 +55,12 @@ class RandomSampling(Attack):
             best[idx[better]] = cand[idx[better]]
             best_margin[idx[better]] = m[better]
         return best
+
+
+@register_section("random")
+def random_section(ctx: AttackContext) -> dict:
+    """``source.random``: accuracy under ``attack.random_samples`` random vertices of the ε-ball."""
+    c = ctx.cfg
+    x_r = RandomSampling(c.epsilon, c.random_samples, ctx.seed, batch_size=ctx.batch_size).generate(ctx.est, ctx.x, ctx.y)
+    return {"source": {"random": {"epsilon": c.epsilon, "samples_per_input": c.random_samples,
+                                  "accuracy": accuracy(ctx.est, x_r, ctx.y, ctx.batch_size)}}}

@@ -25,6 +25,7 @@ from torch import nn
 
 from .estimators import SourceEstimator, eval_mode, accuracy
 from .pgd import PGD
+from .sections import AttackContext, register_section
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +101,22 @@ def pooling_table(models: Mapping[str, nn.Module], x: torch.Tensor, y: torch.Ten
                      "pgd_accuracy": accuracy(est, x_adv, y, batch_size),
                      "sparsity": gradient_sparsity(model, x, y, batch_size=batch_size)})
     return rows
+
+
+@register_section("sparsity")
+def sparsity_section(ctx: AttackContext) -> dict:
+    """``sparsity``: input-gradient sparsity per layer of the source on ``attack.sparsity_samples`` samples."""
+    xsp, ysp = ctx.subset(ctx.cfg.sparsity_samples)
+    return {"sparsity": gradient_sparsity(ctx.inputs.model, xsp, ysp, batch_size=ctx.batch_size)}
+
+
+@register_section("pooling")
+def pooling_section(ctx: AttackContext) -> dict:
+    """``pooling``: the max- vs avg-pool table over the inputs' ``pool_variants`` (absent without
+    them), on the sparsity audit's samples."""
+    if not ctx.inputs.pool_variants:
+        return {}
+    c = ctx.cfg
+    xsp, ysp = ctx.subset(c.sparsity_samples)
+    return {"pooling": pooling_table(ctx.inputs.pool_variants, xsp, ysp, epsilon=c.epsilon, step_size=c.step_size,
+                                     steps=c.steps, seed=ctx.seed, batch_size=ctx.batch_size)}

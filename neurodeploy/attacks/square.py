@@ -21,11 +21,14 @@ import logging
 import math
 from dataclasses import dataclass
 
+from typing import Callable
+
 import torch
 from tqdm.auto import tqdm
 
 from .base import Attack, project_linf
-from .estimators import ClassifierMixin
+from .estimators import ClassifierMixin, TargetEstimator, accuracy
+from .sections import AttackContext, register_section, subset_index
 from .random_search import margin
 
 log = logging.getLogger(__name__)
@@ -146,3 +149,39 @@ class SquareAttack(Attack):
             m_best[idx] = m[better]
         bar.close()
         return x_best, queries, m_best < 0
+
+
+@register_section("query")
+def query_section(ctx: AttackContext) -> dict:
+    """``query`` on the source (for reference) and on each target without a stand-in: the Square
+    attack with ``attack.query_budget`` queries per sample on ``attack.query_samples`` samples
+    (``source.query`` is ``None`` with a zero budget). A target with a stand-in gets its
+    stand-in's entry, marked ``via``.
+
+    An entry holds ``accuracy`` (the final images queried once more, so a target with a random
+    input coding draws again), ``success_rate`` (as seen during the search), ``queries_mean``/
+    ``queries_total``/``queries_median_success`` (queries per input, the first included), and the
+    clean and PGD (transfer) accuracies on the same samples for comparison.
+    """
+    from .pgd import source_pgd
+
+    c, bs = ctx.cfg, ctx.batch_size
+    if c.query_budget <= 0:
+        return {"source": {"query": None}}
+    iq = subset_index(len(ctx.x), c.query_samples, ctx.seed)
+    xq, yq, x_pgd = ctx.x[iq], ctx.y[iq], source_pgd(ctx)[iq]
+    square = SquareAttack(c.epsilon, max_queries=c.query_budget, seed=ctx.seed, batch_size=bs)
+
+    def entry(estimator: ClassifierMixin, acc: Callable[[torch.Tensor], float]) -> dict:
+        res = square.run(estimator, xq, yq)
+        head = {"attack": "square", "epsilon": c.epsilon, "max_queries": c.query_budget, "p_init": square.p_init,
+                "accuracy": acc(res.x_adv)}
+        return {**head, **res.summary(), "clean_accuracy_same_samples": acc(xq), "pgd_accuracy_same_samples": acc(x_pgd)}
+
+    out: dict = {"source": {"query": entry(ctx.est, lambda xa: accuracy(ctx.est, xa, yq, bs))}}
+    for name, fn in ctx.queried_targets().items():
+        out[name] = {"query": entry(TargetEstimator(fn, ctx.n_classes), lambda xa, fn=fn: ctx.target_accuracy(fn, xa, yq))}
+    for name, stand_in in ctx.inputs.stand_ins.items():
+        if name in ctx.targets and stand_in in out:
+            out[name] = {"query": {**out[stand_in]["query"], "via": stand_in}}
+    return out

@@ -20,13 +20,15 @@ from typing import Callable, Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..recipe import SWEEP_EPSILONS, SWEEP_STEPS
 from .estimators import ClassifierMixin, LossGradientsMixin, accuracy
 from .pgd import PGD
+from .sections import AttackContext, register_section
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EPSILONS: tuple[float, ...] = (0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 32 / 255, 64 / 255, 1.0)
-DEFAULT_STEPS: tuple[int, ...] = (0, 1, 2, 3, 5, 7, 10, 20, 40)
+DEFAULT_EPSILONS: tuple[float, ...] = SWEEP_EPSILONS  # the recipe's default ``attack.sweep_epsilons``
+DEFAULT_STEPS: tuple[int, ...] = SWEEP_STEPS  # the recipe's default ``attack.sweep_steps``
 
 Evaluator = Callable[[torch.Tensor], float]
 
@@ -70,3 +72,35 @@ def steps_sweep(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tensor,
     est: ClassifierMixin = estimator  # type: ignore[assignment]
     return [{"steps": k, "accuracy": accuracy(est, path[k], y, batch_size), "epsilon": float(epsilon),
              "step_size": float(step_size)} for k in sorted(path)]
+
+
+def _sweep_samples(ctx: AttackContext) -> tuple[torch.Tensor, torch.Tensor]:
+    return ctx.subset(ctx.cfg.sweep_samples)
+
+
+@register_section("eps_sweep")
+def eps_sweep_section(ctx: AttackContext) -> dict:
+    """``sweeps.epsilon``: PGD-K accuracy at each ``attack.sweep_epsilons`` on ``attack.sweep_samples``
+    samples; every target without a stand-in evaluated on the same images (``others``)."""
+    c = ctx.cfg
+    xs, ys = _sweep_samples(ctx)
+
+    def on_target(fn) -> Evaluator:
+        i = ctx.target_index(len(xs))
+        return lambda xa: ctx.target_accuracy(fn, xa[i], ys[i])
+
+    others = {name: on_target(fn) for name, fn in ctx.queried_targets().items()}
+    rows = epsilon_sweep(ctx.est, xs, ys, c.sweep_epsilons, step_size=c.step_size, steps=c.steps,
+                         base_epsilon=c.epsilon, random_start=c.random_start, seed=ctx.seed,
+                         batch_size=ctx.batch_size, others=others) if c.sweep_epsilons else []
+    return {"sweeps": {"epsilon": rows, "samples": len(xs)}}
+
+
+@register_section("steps_sweep")
+def steps_sweep_section(ctx: AttackContext) -> dict:
+    """``sweeps.steps``: PGD accuracy at each ``attack.sweep_steps`` K (one run of the largest K)."""
+    c = ctx.cfg
+    xs, ys = _sweep_samples(ctx)
+    rows = steps_sweep(ctx.est, xs, ys, c.epsilon, c.step_size, c.sweep_steps, random_start=c.random_start,
+                       seed=ctx.seed, batch_size=ctx.batch_size) if c.sweep_steps else []
+    return {"sweeps": {"steps": rows, "samples": len(xs)}}

@@ -15,7 +15,10 @@ from __future__ import annotations
 import torch
 
 from .base import Attack
-from .estimators import LossGradientsMixin
+from .estimators import LossGradientsMixin, SourceEstimator, accuracy
+from .fgsm import fgsm_images, source_fgsm
+from .pgd import pgd_images, pgd_settings, source_pgd
+from .sections import AttackContext, register_section
 
 
 class TransferAttack(Attack):
@@ -50,3 +53,44 @@ class TransferAttack(Attack):
 
     def __repr__(self) -> str:
         return f"TransferAttack({self.attack!r})"
+
+
+@register_section("blackbox")
+def blackbox_section(ctx: AttackContext) -> dict:
+    """``source.blackbox_fgsm`` / ``blackbox_pgd``: the source's accuracy on FGSM/PGD images crafted
+    on the surrogate model (same architecture, seed + 1), else on the ANN twin; ``None`` without both."""
+    inp, eps = ctx.inputs, ctx.cfg.epsilon
+    model, name = (inp.surrogate_model, "surrogate") if inp.surrogate_model is not None else (inp.ann, "ann")
+    if model is None:
+        return {"source": {"blackbox_fgsm": None, "blackbox_pgd": None}}
+    bb = SourceEstimator(model, ctx.n_classes, seed=ctx.seed)
+    xb_f, xb_p = fgsm_images(ctx, bb), pgd_images(ctx, bb)
+    return {"source": {
+        "blackbox_fgsm": {"epsilon": eps, "surrogate": name, "accuracy": accuracy(ctx.est, xb_f, ctx.y, ctx.batch_size)},
+        "blackbox_pgd": {**pgd_settings(ctx), "surrogate": name,
+                         "accuracy": accuracy(ctx.est, xb_p, ctx.y, ctx.batch_size)},
+    }}
+
+
+@register_section("transfer")
+def transfer_section(ctx: AttackContext) -> dict:
+    """One entry per target: its clean accuracy and the source's white-box FGSM/PGD images run
+    through it (``transfer_fgsm``, ``transfer_pgd``), on its ``attack.target_samples`` subset."""
+    out: dict = {}
+    if not ctx.targets:
+        return out
+    x_f, x_p = source_fgsm(ctx), source_pgd(ctx)
+    for name, fn in ctx.targets.items():
+        i = ctx.target_index(len(ctx.x))
+        y = ctx.y[i]
+        out[name] = {
+            "samples": len(i),
+            "clean": {"accuracy": ctx.target_accuracy(fn, ctx.x[i], y), "samples": len(i)},
+            "transfer_fgsm": {"epsilon": ctx.cfg.epsilon, "accuracy": ctx.target_accuracy(fn, x_f[i], y)},
+            "transfer_pgd": {**pgd_settings(ctx), "accuracy": ctx.target_accuracy(fn, x_p[i], y)},
+        }
+        stand_in = ctx.inputs.stand_ins.get(name)
+        if stand_in:
+            out[name]["note"] = (f"transfer attacks ran on {name!r} itself; its query attack and ε sweep are "
+                                 f"those of {stand_in!r}, its spike-exact emulator")
+    return out

@@ -14,6 +14,7 @@ import torch
 
 from ..errors import DataError
 from ..recipe import DataConfig
+from ..registry import Registry
 
 
 @dataclass
@@ -46,26 +47,22 @@ class Dataset:
         return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, collate_fn=collate)
 
 
-_LOADERS: dict[str, Callable[[DataConfig, int], Dataset]] = {}
+#: Every dataset loader by name (``(cfg, seed) -> Dataset``); unknown names raise DataError.
+DATASETS: Registry[Callable[[DataConfig, int], Dataset]] = Registry("dataset", error=DataError)
 
 
-def register_dataset(name: str):
-    def deco(fn: Callable[[DataConfig, int], Dataset]):
-        _LOADERS[name] = fn
-        return fn
-
-    return deco
+def register_dataset(name: str) -> Callable[[Callable[[DataConfig, int], Dataset]], Callable[[DataConfig, int], Dataset]]:
+    """Decorator: register a loader ``(cfg, seed) -> Dataset`` under ``name`` (a taken name raises RegistryError)."""
+    return DATASETS.register(name)
 
 
 def list_datasets() -> list[str]:
-    return sorted(_LOADERS)
+    return DATASETS.names()
 
 
 def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
     """Load the recipe's dataset; the split depends only on ``seed`` and ``cfg.test_fraction``."""
-    if cfg.name not in _LOADERS:
-        raise DataError(f"unknown dataset {cfg.name!r}; available: {', '.join(list_datasets())}")
-    return _LOADERS[cfg.name](cfg, seed)
+    return DATASETS.get(cfg.name)(cfg, seed)
 
 
 def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

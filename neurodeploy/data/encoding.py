@@ -12,9 +12,14 @@ attacks and HIRE-SNN's crafted noise get input gradients.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
-ENCODINGS = ("direct", "rate", "poisson", "events")
+from ..registry import Registry
+
+#: The input codings by name (``data.encoding``): ``(x, timesteps, generator) -> [T, B, ...]``.
+ENCODINGS: Registry[Callable[[torch.Tensor, int, "torch.Generator | None"], torch.Tensor]] = Registry("encoding")
 
 
 class _StraightThrough(torch.autograd.Function):
@@ -29,35 +34,54 @@ class _StraightThrough(torch.autograd.Function):
         return grad, None
 
 
-class _BernoulliST(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, p: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return (noise < p).to(p.dtype)
+def rate_code(x: torch.Tensor, timesteps: int, generator: torch.Generator | None = None,
+              time_dim: int = 0) -> torch.Tensor:
+    """Rate coding: T Bernoulli spike frames s = 1[u < p], p = clip(x, 0, 1), one uniform draw
+    u ~ U[0, 1) per element in the returned layout (``time_dim`` 0: ``[T, B, ...]``; 1: ``[B, T, ...]``),
+    dtype and device of ``x`` (the global generator when ``generator`` is None).
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return grad, None
+    The one rate coder of the package: the source network, the Loihi and Speck inputs, the ONNX
+    target and Loihi fine-tuning all draw here. No gradient (the ``rate`` encoding adds one)."""
+    p = x.detach().clamp(0.0, 1.0).unsqueeze(time_dim)
+    shape = list(p.shape)
+    shape[time_dim] = timesteps
+    p = p.expand(*shape)
+    return (torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)
+
+
+@ENCODINGS.register("direct")
+def _direct(x: torch.Tensor, timesteps: int, generator: torch.Generator | None) -> torch.Tensor:
+    """The analog input at every step (HIRE-SNN's direct coding)."""
+    return x.unsqueeze(0).expand(timesteps, *x.shape)
+
+
+@ENCODINGS.register("rate")
+def _rate(x: torch.Tensor, timesteps: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Bernoulli rate coding with a straight-through gradient (identity to x, the expectation's)."""
+    p = x.clamp(0.0, 1.0).unsqueeze(0).expand(timesteps, *x.shape)
+    return _StraightThrough.apply(p, rate_code(x, timesteps, generator))
+
+
+@ENCODINGS.register("poisson")
+def _poisson(x: torch.Tensor, timesteps: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Poisson counts of rate max(x, 0) per step, straight-through gradient."""
+    lam = x.clamp(min=0.0).unsqueeze(0).expand(timesteps, *x.shape)
+    with torch.no_grad():
+        if generator is not None:
+            sample = torch.poisson(lam.detach().cpu().contiguous(), generator=generator).to(x.device)
+        else:
+            sample = torch.poisson(lam.detach().contiguous())
+    return _StraightThrough.apply(lam, sample)
+
+
+@ENCODINGS.register("events")
+def _events(x: torch.Tensor, timesteps: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Event frames ``[B, T, ...]`` -> ``[T, B, ...]``."""
+    if x.dim() < 3 or x.shape[1] != timesteps:
+        raise ValueError(f"event input must be [B, T={timesteps}, ...], got {tuple(x.shape)}")
+    return x.transpose(0, 1)
 
 
 def encode(x: torch.Tensor, timesteps: int, kind: str, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Return the input sequence ``[T, B, ...]`` for an input batch ``x``."""
-    if kind == "direct":
-        return x.unsqueeze(0).expand(timesteps, *x.shape)
-    if kind == "rate":
-        p = x.clamp(0.0, 1.0).unsqueeze(0).expand(timesteps, *x.shape)
-        noise = torch.rand(p.shape, generator=generator, device=x.device, dtype=x.dtype) if generator is not None \
-            else torch.rand_like(p)
-        return _BernoulliST.apply(p, noise)
-    if kind == "poisson":
-        lam = x.clamp(min=0.0).unsqueeze(0).expand(timesteps, *x.shape)
-        with torch.no_grad():
-            if generator is not None:
-                sample = torch.poisson(lam.detach().cpu().contiguous(), generator=generator).to(x.device)
-            else:
-                sample = torch.poisson(lam.detach().contiguous())
-        return _StraightThrough.apply(lam, sample)
-    if kind == "events":
-        if x.dim() < 3 or x.shape[1] != timesteps:
-            raise ValueError(f"event input must be [B, T={timesteps}, ...], got {tuple(x.shape)}")
-        return x.transpose(0, 1)
-    raise ValueError(f"unknown encoding {kind!r}; choose one of {', '.join(ENCODINGS)}")
+    """Return the input sequence ``[T, B, ...]`` for an input batch ``x`` (``kind`` in ``ENCODINGS``)."""
+    return ENCODINGS.get(kind)(x, timesteps, generator)

@@ -35,7 +35,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from ..snn.network import SpikingNetwork
 from .graph import SYNAPTIC, OpGraph, graph_from_network
@@ -158,33 +157,6 @@ def exact_ops(g: OpGraph, row: OpRow, spike_maps: dict[str, torch.Tensor]) -> to
 
 
 # ------------------------------------------------------------------ the sequential-network API
-@dataclass
-class LayerInfo:
-    """A synaptic layer (conv or linear) with the neuron layers on either side of it."""
-
-    name: str
-    kind: str  # conv | linear
-    flops_ann: int
-    input_neuron: str | None  # neuron layer feeding it (None: the network input)
-    output_neuron: str | None  # neuron layer it drives (None: the readout)
-    neurons: int  # neurons it drives (its output size)
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-
-
-def synaptic_layers(net: SpikingNetwork) -> list[LayerInfo]:
-    """Describe the synaptic layers of a sequential network (shapes from a dry run)."""
-    g = graph_from_network(net)
-    out = []
-    for r in op_rows(g):
-        if r.kind not in SYNAPTIC:
-            continue
-        src = next((s for s in r.sources if g.nodes[s].kind == "neuron"), None)
-        n = g.nodes[r.node]
-        out.append(LayerInfo(r.name, r.kind, r.flops_ann, src, r.neuron_layer, r.neurons, n.in_shape, n.out_shape))
-    return out
-
-
 def fanout_maps(net: SpikingNetwork) -> dict[str, torch.Tensor]:
     """For each synaptic layer fed by one neuron layer: the real fan-out of each of its neurons."""
     g = graph_from_network(net)
@@ -207,8 +179,3 @@ def exact_synops(net: SpikingNetwork | OpGraph, spike_maps: dict[str, torch.Tens
                 out[r.name] = v
     return out
 
-
-def ann_flops(net: nn.Module | SpikingNetwork) -> int:
-    """Total Table 6 FL_ANN of a network's synaptic layers (one sample)."""
-    g = graph_from_network(net)  # type: ignore[arg-type]
-    return sum(r.flops_ann for r in op_rows(g) if r.kind in SYNAPTIC)

@@ -6,35 +6,34 @@ other layers (and their parameter names) are shared, so ANN weights load into th
 """
 from __future__ import annotations
 
-import fnmatch
 from typing import Callable
 
 from torch import nn
 
 from ..recipe import ModelConfig, Recipe
+from ..registry import Registry
 from .network import SpikingNetwork, build_layers
 from .neuron import NeuronSpec
 from .surrogate import make_surrogate
 
 Spec = list[tuple[str, "nn.Module | None"]]
-_REGISTRY: dict[str, Callable[..., Spec]] = {}
+#: Every architecture by name (a spec function ``(cfg, input_shape, num_classes) -> Spec``).
+MODELS: Registry[Callable[..., Spec]] = Registry("model")
 
 
 def register_model(fn: Callable[..., Spec]) -> Callable[..., Spec]:
-    """Decorator: register a spec function under its own name."""
-    _REGISTRY[fn.__name__] = fn
-    return fn
+    """Decorator: register a spec function under its own name (a taken name raises RegistryError)."""
+    return MODELS.add(fn.__name__, fn)
 
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a glob pattern."""
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    return MODELS.names(pattern)
 
 
 def model_spec(name: str, cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> Spec:
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
-    return _REGISTRY[name](cfg, input_shape, num_classes)
+    """The layer spec of the registered model ``name`` (RegistryError listing the models if unknown)."""
+    return MODELS.get(name)(cfg, input_shape, num_classes)
 
 
 def _pool(cfg: ModelConfig, k: int = 2) -> nn.Module:

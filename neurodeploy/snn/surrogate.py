@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..registry import Registry
+
 
 class _Spike(torch.autograd.Function):
     @staticmethod
@@ -48,10 +50,14 @@ class ATanSurrogate:
         return _Spike.apply(z, 1, self.alpha)
 
 
+#: Surrogates by recipe name (``model.surrogate``); each class's default is the paper's scale.
+SURROGATES: Registry[type] = Registry("surrogate")
+SURROGATES.add("linear", LinearSurrogate)
+SURROGATES.add("atan", ATanSurrogate)
+
+
 def make_surrogate(name: str, scale: float | None = None) -> LinearSurrogate | ATanSurrogate:
-    """Surrogate by recipe name ('linear' | 'atan'); ``scale`` is γ or α."""
-    if name == "linear":
-        return LinearSurrogate(0.3 if scale is None else scale)
-    if name == "atan":
-        return ATanSurrogate(2.0 if scale is None else scale)
-    raise ValueError(f"unknown surrogate {name!r}; choose linear or atan")
+    """Surrogate by recipe name (``SURROGATES``: 'linear' | 'atan'); ``scale`` is γ or α (default:
+    the class's, γ = 0.3 / α = 2)."""
+    cls = SURROGATES.get(name)
+    return cls() if scale is None else cls(scale)

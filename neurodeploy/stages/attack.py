@@ -21,8 +21,9 @@ from .train import train_surrogate
 
 
 def attack_stage(run: Run, targets: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Attack the source and every target in ``targets`` (default: every simulated target)."""
-    from ..attacks.stage import robustness_report, target_query_fn
+    """The recipe's ``[attack] sections`` on the source and on every target in ``targets`` (default:
+    every simulated target); the stage itself notes and routes each target's stand-in."""
+    from ..attacks.stage import AttackInputs, robustness_report, target_query_fn
     from ..report.figures_robustness import write_robustness_figures
 
     r, a = run.recipe, run.recipe.attack
@@ -39,34 +40,15 @@ def attack_stage(run: Run, targets: list[str] | None = None, progress: bool = Tr
             queries[name] = target_query_fn(target, deploy(run, target, graph, meta))
             if target.attack_stand_in:
                 stand_ins[name] = target.attack_stand_in
-    light = [n for n in queries if n not in stand_ins]
     surrogate = None
     if a.blackbox == "seed" and not run.imported:
         surrogate = train_surrogate(run, progress)
     elif run.has_ann:
         surrogate = run.ann
-    rob = robustness_report(
-        run.model, x, y, a,
-        ann=run.ann if run.has_ann else None,
-        surrogate_model=surrogate,
-        targets=queries,
-        n_classes=run.data.num_classes,
-        sweep_samples=a.sweep_samples,
-        query_budget=a.query_budget,
-        query_samples=a.query_samples,
-        target_max_samples={n: a.target_samples for n in queries} if a.target_samples else None,
-        query_targets=light,
-        sweep_targets=light,
-        seed=r.seed,
-        progress=progress,
-    )
-    for name, stand_in in stand_ins.items():
-        entry = rob.setdefault(name, {})
-        entry["note"] = (f"transfer attacks ran on {name!r} itself; its query attack and ε sweep are those of "
-                         f"{stand_in!r}, its spike-exact emulator")
-        sub = rob.get(stand_in, {})
-        if isinstance(sub, dict) and sub.get("query"):
-            entry["query"] = {**sub["query"], "via": stand_in}
+    inputs = AttackInputs(run.model, x, y, n_classes=run.data.num_classes, seed=r.seed,
+                          ann=run.ann if run.has_ann else None, surrogate_model=surrogate, targets=queries,
+                          stand_ins=stand_ins)
+    rob = robustness_report(inputs, a, progress=progress)
     report["robustness"] = rob
     figs = write_robustness_figures(rob, run.dir / "figures")
     report["figures"] = sorted(set(report.get("figures", [])) | {str(Path(p).relative_to(run.dir)) for p in figs})

@@ -14,7 +14,6 @@ so listing targets never imports a simulator.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ import torch
 from ..errors import NeurodeployError, TargetError
 from ..ir.metadata import DeployMeta
 from ..recipe import Profile, load_profile, type_ok
+from ..registry import Registry
 
 O = TypeVar("O", bound="TargetOptions")
 
@@ -164,48 +164,37 @@ class Target(ABC):
         """Simulate the deployment on inputs ``x`` (images in [0, 1] or event frames)."""
 
 
-_BUILTIN = {
+# Built-in targets are lazy entries: listing them imports no simulator (Lava, sinabs).
+TARGETS: Registry[type[Target]] = Registry("target", error=TargetError)
+for _name, _where in {
     "torch": "neurodeploy.targets.torch_target:TorchTarget",
     "lava": "neurodeploy.targets.loihi.lava:LavaTarget",
     "loihi-emu": "neurodeploy.targets.loihi.emu:LoihiEmuTarget",
     "speck": "neurodeploy.targets.speck:SpeckTarget",
     "onnx": "neurodeploy.targets.onnx_target:OnnxTarget",
-}
-_REGISTRY: dict[str, type[Target]] = {}
+}.items():
+    TARGETS.add_lazy(_name, _where)
 
 
 def register_target(cls: type[Target]) -> type[Target]:
-    """Class decorator: make a target available by its ``name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
+    """Class decorator: make a target available by its ``name`` (a taken name raises RegistryError)."""
+    return TARGETS.add(cls.name, cls)
 
 
 def list_targets() -> list[str]:
-    return sorted(set(_REGISTRY) | set(_BUILTIN))
+    return TARGETS.names()
 
 
 def target_class(name: str) -> type[Target]:
     """The class registered as ``name``, its module imported (a target module never imports its
     simulator at import time) but not instantiated, so no availability check: for the recipe
     reader, which validates ``[deploy.<target>]`` tables against ``target_class(name).Options``."""
-    if name not in _REGISTRY and name in _BUILTIN:
-        importlib.import_module(_BUILTIN[name].partition(":")[0])
-    if name not in _REGISTRY:
-        raise TargetError(f"unknown target {name!r}; available: {', '.join(list_targets())}")
-    return _REGISTRY[name]
+    return TARGETS.get(name)
 
 
 def get_target(name: str) -> Target:
     """Instantiate a target by name; TargetError for unknown or unavailable ones."""
-    if name not in _REGISTRY and name in _BUILTIN:
-        mod, _, cls = _BUILTIN[name].partition(":")
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            raise TargetError(f"target {name!r} is not available: {e}") from None
-    if name not in _REGISTRY:
-        raise TargetError(f"unknown target {name!r}; available: {', '.join(list_targets())}")
-    target = _REGISTRY[name]()
+    target = TARGETS.get(name)()
     ok, why = target.available()
     if not ok:
         raise TargetError(f"target {name!r} is not available here: {why}")

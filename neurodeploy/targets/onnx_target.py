@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data.encoding import rate_code
 from ..errors import TargetError
 from ..ir.from_nir import from_nir
 from ..ir.metadata import DeployMeta
@@ -71,8 +72,7 @@ class OnnxTarget(Target):
         for i in tqdm(range(0, len(x), batch_size), desc="onnx", disable=not progress, leave=False):
             xb = x[i:i + batch_size].float()
             if enc == "rate":
-                p = xb.clamp(0, 1).unsqueeze(1).expand(len(xb), T, *xb.shape[1:])
-                xb = (torch.rand(p.shape, generator=gen) < p).float()
+                xb = rate_code(xb, T, gen, time_dim=1)
             res = sess.run(None, {"input": np.ascontiguousarray(xb.numpy())})
             logits.append(res[0])
             for n, v in zip(names[1:], res[1:]):

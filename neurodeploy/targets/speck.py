@@ -30,6 +30,7 @@ import nir
 import torch
 from tqdm.auto import tqdm
 
+from ..data.encoding import rate_code
 from ..errors import TargetError
 from ..ir.metadata import DeployMeta
 from ..recipe import Profile
@@ -291,8 +292,7 @@ class SpeckTarget(Target):
         x = x.float().clamp(0.0, 1.0)
         if coding == "graded":
             return torch.round(x * dep.info["input_gain"]).unsqueeze(1).expand(-1, T, *x.shape[1:])
-        p = x.unsqueeze(1).expand(-1, T, *x.shape[1:])
-        return (torch.rand(p.shape, generator=generator) < p).float()
+        return rate_code(x, T, generator, time_dim=1)
 
     def run(self, deployment: Deployment, x: torch.Tensor, batch_size: int = 256,
             progress: bool = False) -> Outputs:

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from ..snn.network import SpikingNetwork
-from ..snn.neuron import SpikingNeuron
 
 
 def copy_ann_weights(ann: nn.Module, snn: SpikingNetwork) -> None:
@@ -55,7 +54,3 @@ def convert(ann: nn.Module, snn: SpikingNetwork, x: torch.Tensor, percentile: fl
     """ANN twin -> SNN: copy weights, initialise thresholds; leaks stay at their initial value."""
     copy_ann_weights(ann, snn)
     return init_thresholds(snn, x, percentile, scale)
-
-
-def neurons_of(snn: SpikingNetwork) -> list[SpikingNeuron]:
-    return [m for _, m in snn.neurons()]

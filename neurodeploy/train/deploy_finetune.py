@@ -27,9 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..data.encoding import rate_code
 from ..ir.from_nir import SumPool2d
 from ..snn.network import SpikingNetwork, TimeDropout
 from ..snn.neuron import NeuronState, SpikingNeuron, neuron_step
+from ..targets.loihi.lowering import DECAY_UNITY
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def loihi_forward(net: SpikingNetwork, x: torch.Tensor, scales: dict[str, dict[s
         qmax = float((1 << graded_bits) - 1)
         h = (torch.round(xf * qmax) / qmax).unsqueeze(0).expand(T, *xf.shape)
     else:
-        h = (torch.rand((T, *xf.shape), generator=generator, device=xf.device) < xf).float()
+        h = rate_code(xf, T, generator)
     for name, m in net.layers.items():
         if isinstance(m, (nn.Dropout, TimeDropout, nn.Identity)):
             continue
@@ -96,7 +98,7 @@ def loihi_forward(net: SpikingNetwork, x: torch.Tensor, scales: dict[str, dict[s
             s_th = scales[name]["th"]
             th = _ste(m.threshold, torch.round(m.threshold * s_th).clamp(min=1.0) / s_th)
             lam = m.leak.clamp(0.0, 1.0)
-            lam = _ste(lam, (4096.0 - torch.round(4096.0 * (1.0 - lam))) / 4096.0)
+            lam = _ste(lam, (DECAY_UNITY - torch.round(DECAY_UNITY * (1.0 - lam))) / DECAY_UNITY)
             state: NeuronState | None = None
             outs = []
             for step in range(t):

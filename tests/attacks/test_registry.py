@@ -32,5 +32,5 @@ def test_registered_attack_contract(name):
 
 
 def test_unknown_attack():
-    with pytest.raises(KeyError, match="available"):
+    with pytest.raises(AttackError, match="unknown attack 'cw'; available: fgsm, gaussian, pgd, random, square"):
         get_attack("cw")

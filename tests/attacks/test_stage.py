@@ -1,17 +1,26 @@
-"""The attack stage: the report's robustness section, on a tiny model and on the trained digits SNN."""
+"""The attack stage: the report's robustness section, on a tiny model and on the trained digits SNN;
+sections chosen by the recipe and extended by one registration."""
 from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from torch import nn
 
-from neurodeploy.attacks import robustness_report
-from neurodeploy.recipe import AttackConfig
+from neurodeploy.attacks import SECTIONS, AttackInputs, accuracy, register_section, robustness_report, subset
+from neurodeploy.errors import AttackError, RecipeError
+from neurodeploy.recipe import ATTACK_SECTIONS, AttackConfig, recipe_from_dict
 
 
 def _acc_ok(v: float) -> bool:
     return 0.0 <= v <= 1.0
+
+
+def _tiny(n: int = 20, classes: int = 3):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, classes))
+    return model, torch.rand(n, 1, 4, 4), torch.randint(0, classes, (n,))
 
 
 def test_report_on_trained_snn_with_a_target(trained_pair, digits_data):
@@ -22,14 +31,13 @@ def test_report_on_trained_snn_with_a_target(trained_pair, digits_data):
         with torch.no_grad():
             return snn(z).numpy()
 
-    cfg = AttackConfig(max_samples=32, steps=3)
-    rep = robustness_report(snn, x, y, cfg, ann=ann, targets={"torch": torch_target},
-                            sweep_epsilons=(0.0, 8 / 255, 1.0),
-                            sweep_steps=(0, 1, 3), sweep_samples=16, query_budget=6, query_samples=6,
-                            random_samples=4, sparsity_samples=16)
+    cfg = AttackConfig(max_samples=32, steps=3, sweep_epsilons=[0.0, 8 / 255, 1.0], sweep_steps=[0, 1, 3],
+                       sweep_samples=16, query_budget=6, query_samples=6, random_samples=4, sparsity_samples=16)
+    rep = robustness_report(AttackInputs(snn, x, y, ann=ann, targets={"torch": torch_target}), cfg)
     json.dumps(rep)  # JSON-serialisable as it is
+    assert list(rep) == ["source", "torch", "sweeps", "checklist", "sparsity", "seconds"]
     s = rep["source"]
-    assert s["samples"] == 32
+    assert s["samples"] == 32 and s["clean"]["samples"] == 32 and s["eot_samples"] == 1
     assert s["fgsm"]["epsilon"] == cfg.epsilon and s["pgd"]["steps"] == 3 and s["pgd"]["step_size"] == 0.01
     for key in ("fgsm", "pgd", "blackbox_fgsm", "blackbox_pgd", "gaussian", "random", "query"):
         assert _acc_ok(s[key]["accuracy"]), key
@@ -47,16 +55,14 @@ def test_report_on_trained_snn_with_a_target(trained_pair, digits_data):
     eps = rep["sweeps"]["epsilon"]
     assert [r["epsilon"] for r in eps] == [0.0, 8 / 255, 1.0]
     assert eps[-1]["accuracy"] <= eps[0]["accuracy"] and "torch" in eps[-1]["others"]
-    assert [r["steps"] for r in rep["sweeps"]["steps"]] == [0, 1, 3]
+    assert [r["steps"] for r in rep["sweeps"]["steps"]] == [0, 1, 3] and rep["sweeps"]["samples"] == 16
     assert [c["item"] for c in rep["checklist"]] == ["i", "ii", "iii", "iv", "v"]
     assert {r["layer"] for r in rep["sparsity"]} >= {"conv1", "sn1", "sn2", "fc"}
 
 
 def test_report_skips_what_it_is_not_given():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
-    x, y = torch.rand(20, 1, 4, 4), torch.randint(0, 3, (20,))
-    rep = robustness_report(model, x, y, AttackConfig(), sweep_epsilons=(), sweep_steps=(), query_budget=0)
+    model, x, y = _tiny()
+    rep = robustness_report(AttackInputs(model, x, y), AttackConfig(sweep_epsilons=[], sweep_steps=[], query_budget=0))
     assert rep["source"]["blackbox_pgd"] is None and rep["source"]["ann"] is None and rep["source"]["query"] is None
     assert set(rep) == {"source", "sweeps", "checklist", "sparsity", "seconds"}
     assert rep["sweeps"]["epsilon"] == [] and rep["sweeps"]["steps"] == []
@@ -65,12 +71,10 @@ def test_report_skips_what_it_is_not_given():
 
 
 def test_report_refuses_a_target_named_like_a_section():
-    import pytest
-
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
-    with pytest.raises(ValueError, match="sweeps"):
-        robustness_report(model, torch.rand(4, 1, 4, 4), torch.zeros(4, dtype=torch.long), AttackConfig(),
-                          targets={"sweeps": lambda z: model(z).detach().numpy()})
+    model, x, y = _tiny(4)
+    with pytest.raises(AttackError, match="sweeps"):
+        robustness_report(AttackInputs(model, x, y, targets={"sweeps": lambda z: model(z).detach().numpy()}),
+                          AttackConfig())
 
 
 def test_target_query_fn_over_the_torch_target(trained_snn, digits_nir, digits_data):
@@ -92,10 +96,8 @@ def test_target_query_fn_over_the_torch_target(trained_snn, digits_nir, digits_d
     assert (res.queries <= 3).all() and (res.x_adv - x).abs().max() <= 8 / 255 + 1e-6
 
 
-def test_per_target_sample_caps_and_pooling_table():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
-    x, y = torch.rand(30, 1, 4, 4), torch.randint(0, 3, (30,))
+def test_target_sample_cap_and_pooling_table():
+    model, x, y = _tiny(30)
     seen = {"slow": [], "fast": []}
 
     def query(name):
@@ -104,22 +106,86 @@ def test_per_target_sample_caps_and_pooling_table():
             return model(z).detach().numpy()
         return fn
 
-    rep = robustness_report(model, x, y, AttackConfig(steps=2), targets={"slow": query("slow"), "fast": query("fast")},
-                            target_max_samples={"slow": 5}, sweep_epsilons=(0.0, 1.0), sweep_steps=(),
-                            sweep_samples=20, query_budget=0, pool_variants={"a": model, "b": model})
-    assert rep["slow"]["samples"] == 5 and rep["slow"]["clean"]["samples"] == 5 and rep["fast"]["samples"] == 30
+    cfg = AttackConfig(steps=2, target_samples=5, sweep_epsilons=[0.0, 1.0], sweep_steps=[], sweep_samples=20,
+                       query_budget=0)
+    rep = robustness_report(AttackInputs(model, x, y, targets={"slow": query("slow"), "fast": query("fast")},
+                                         pool_variants={"a": model, "b": model}), cfg)
+    assert rep["slow"]["samples"] == 5 and rep["slow"]["clean"]["samples"] == 5 and rep["fast"]["samples"] == 5
     assert max(seen["slow"]) == 5 and sum(seen["slow"]) == 3 * 5 + 2 * 5  # clean, fgsm, pgd; two sweep points
-    assert sum(seen["fast"]) == 3 * 30 + 2 * 20
+    assert seen["fast"] == seen["slow"]
     assert [r["model"] for r in rep["pooling"]] == ["a", "b"]
     assert rep["pooling"][0]["pgd_accuracy"] == rep["pooling"][1]["pgd_accuracy"]
 
 
-def test_query_attack_only_on_the_chosen_targets():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
-    fn = lambda z: model(z).detach().numpy()  # noqa: E731
-    rep = robustness_report(model, torch.rand(10, 1, 4, 4), torch.randint(0, 3, (10,)), AttackConfig(steps=1),
-                            targets={"emu": fn, "chip": fn}, query_targets=["emu"], query_budget=3, query_samples=4,
-                            sweep_epsilons=(), sweep_steps=())
+def test_a_stand_in_takes_the_query_attack_and_the_sweep():
+    """A slow target with a stand-in: transfer runs on it, its query entry is the stand-in's (``via``)
+    and the ε sweep evaluates only the stand-in."""
+    model, x, y = _tiny(10)
+    calls = {"emu": 0, "chip": 0}
+
+    def query(name):
+        def fn(z):
+            calls[name] += len(z)
+            return model(z).detach().numpy()
+        return fn
+
+    cfg = AttackConfig(steps=1, query_budget=3, query_samples=4, sweep_epsilons=[0.0, 1.0], sweep_steps=[])
+    rep = robustness_report(AttackInputs(model, x, y, targets={"emu": query("emu"), "chip": query("chip")},
+                                         stand_ins={"chip": "emu"}), cfg)
     assert rep["emu"]["query"]["max_queries"] == 3 and rep["emu"]["query"]["samples"] == 4
-    assert "query" not in rep["chip"]
+    assert rep["chip"]["query"] == {**rep["emu"]["query"], "via": "emu"}
+    assert "'emu'" in rep["chip"]["note"] and "note" not in rep["emu"]
+    assert set(rep["sweeps"]["epsilon"][0]["others"]) == {"emu"}
+    assert calls["chip"] == 3 * 10  # clean, transfer FGSM, transfer PGD: nothing else ran on it
+
+
+def test_the_default_sections_build_every_key_of_the_report():
+    assert AttackConfig().sections == list(ATTACK_SECTIONS)
+    assert set(ATTACK_SECTIONS) <= set(SECTIONS.names())
+
+
+def test_sections_come_from_the_config_in_order():
+    model, x, y = _tiny()
+    rep = robustness_report(AttackInputs(model, x, y), AttackConfig(sections=["pgd", "clean"]))
+    assert list(rep) == ["source", "seconds"] and list(rep["source"]) == ["pgd", "clean", "samples", "eot_samples"]
+    ref = robustness_report(AttackInputs(model, x, y), AttackConfig())
+    assert rep["source"]["pgd"] == ref["source"]["pgd"] and rep["source"]["clean"] == ref["source"]["clean"]
+
+
+def test_adding_a_section_is_one_registration():
+    """A new attack is one registered function and its name in the recipe's list."""
+    name = "test_uniform_noise"
+    if name not in SECTIONS:
+        @register_section(name)
+        def uniform_noise(ctx) -> dict:
+            g = torch.Generator().manual_seed(ctx.seed)
+            noise = (torch.rand(ctx.x.shape, generator=g) * 2 - 1) * ctx.cfg.epsilon
+            x_n = (ctx.x + noise).clamp(0, 1)
+            return {"source": {name: {"epsilon": ctx.cfg.epsilon, "accuracy": accuracy(ctx.est, x_n, ctx.y)}}}
+
+    model, x, y = _tiny()
+    rep = robustness_report(AttackInputs(model, x, y), AttackConfig(sections=["clean", name], max_samples=12))
+    entry = rep["source"][name]
+    xs, ys = subset(x, y, 12, 0)
+    noise = (torch.rand(xs.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1) * (8 / 255)
+    with torch.no_grad():
+        expect = ((model((xs + noise).clamp(0, 1)).argmax(1) == ys).sum() / 12).item()
+    assert entry == {"epsilon": 8 / 255, "accuracy": pytest.approx(expect)}
+    r = recipe_from_dict({"attack": {"sections": ["clean", name]}}, "x.toml")  # and a recipe may list it
+    assert r.attack.sections == ["clean", name]
+    with pytest.raises(Exception, match="already registered"):
+        register_section(name)(lambda ctx: {})
+
+
+def test_unknown_or_misordered_sections_in_a_recipe():
+    with pytest.raises(RecipeError, match=r"x\.toml: attack\.sections = 'cw'; choose one of .*fgsm.*pgd"):
+        recipe_from_dict({"attack": {"sections": ["clean", "cw"]}}, "x.toml")
+    with pytest.raises(RecipeError, match=r"x\.toml: attack\.sections: .*'checklist' reads fgsm, pgd"):
+        recipe_from_dict({"attack": {"sections": ["checklist", "fgsm", "pgd"]}}, "x.toml")
+    with pytest.raises(RecipeError, match=r"'checklist' reads query"):
+        recipe_from_dict({"attack": {"sections": ["fgsm", "pgd", "checklist", "query"]}}, "x.toml")
+    with pytest.raises(RecipeError, match="listed twice"):
+        recipe_from_dict({"attack": {"sections": ["fgsm", "fgsm"]}}, "x.toml")
+    with pytest.raises(AttackError, match="unknown attack section 'cw'"):
+        model, x, y = _tiny(4)
+        robustness_report(AttackInputs(model, x, y), AttackConfig(sections=["cw"]))

@@ -31,6 +31,20 @@ def test_bad_choice_and_range():
         recipe_from_dict({"model": {"leak": 1.5}})
 
 
+def test_names_come_from_the_registries():
+    """Unknown names of registered things are refused with the file and the registered names."""
+    from neurodeploy.snn.models import list_models
+
+    with pytest.raises(RecipeError, match=r"r\.toml: model\.name = 'resnet9000'; choose one of " + ", ".join(list_models())):
+        recipe_from_dict({"model": {"name": "resnet9000"}}, "r.toml")
+    with pytest.raises(RecipeError, match=r"r\.toml: data\.name = 'mnist'; choose one of .*cifar10.*digits"):
+        recipe_from_dict({"data": {"name": "mnist"}}, "r.toml")
+    with pytest.raises(RecipeError, match=r"model\.surrogate = 'sigmoid'; choose one of atan, linear"):
+        recipe_from_dict({"model": {"surrogate": "sigmoid"}}, "r.toml")
+    with pytest.raises(RecipeError, match=r"data\.encoding = 'latency'; choose one of direct, events, poisson, rate"):
+        recipe_from_dict({"data": {"encoding": "latency"}}, "r.toml")
+
+
 def test_missing_and_malformed_file(tmp_path):
     with pytest.raises(RecipeError, match="not found"):
         load_recipe(tmp_path / "nope.toml")

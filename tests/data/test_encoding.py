@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from neurodeploy.data.encoding import ENCODINGS, encode
+from neurodeploy.errors import RegistryError
 
 
 def test_direct_repeats_the_image():
@@ -46,7 +47,7 @@ def test_events_transposed_and_checked():
 
 
 def test_unknown_coding():
-    with pytest.raises(ValueError, match=", ".join(ENCODINGS)):
+    with pytest.raises(RegistryError, match="unknown encoding 'latency'; available: " + ", ".join(ENCODINGS)):
         encode(torch.rand(2, 2), 2, "latency")
 
 
@@ -63,3 +64,21 @@ def test_network_uses_the_coding():
     snn(torch.rand(3, 1, 8, 8))
     h.remove()
     assert seen[0].shape == (12, 1, 8, 8)  # T·B frames: the coding made a sequence
+
+
+def test_one_rate_coder_for_every_layout():
+    """rate_code: s = 1[u < clip(x, 0, 1)], one uniform per element drawn in the layout it returns
+    ([T, B, ...] or [B, T, ...]); the source network's rate coding is the same draw."""
+    from neurodeploy.data.encoding import rate_code
+
+    x = torch.tensor([[0.0, 1.0, 0.5], [0.25, 2.0, -1.0]])
+    s = rate_code(x, 4, torch.Generator().manual_seed(3))
+    assert s.shape == (4, 2, 3) and s.dtype == x.dtype
+    assert (s[:, 0, 0] == 0).all() and (s[:, 0, 1] == 1).all() and (s[:, 1, 1] == 1).all() and (s[:, 1, 2] == 0).all()
+    u = torch.rand(4, 2, 3, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(s, (u < x.clamp(0, 1)).float())  # the same draws as a plain Bernoulli sample
+    b = rate_code(x, 4, torch.Generator().manual_seed(3), time_dim=1)
+    u = torch.rand(2, 4, 3, generator=torch.Generator().manual_seed(3))
+    assert b.shape == (2, 4, 3) and torch.equal(b, (u < x.clamp(0, 1)[:, None]).float())
+    # the source network's rate coding draws exactly these spikes
+    assert torch.equal(encode(x, 4, "rate", torch.Generator().manual_seed(3)), s)

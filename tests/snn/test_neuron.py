@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from neurodeploy.errors import RegistryError
 from neurodeploy.snn import ATanSurrogate, LinearSurrogate, NeuronSpec, SpikingNeuron, make_surrogate
 
 
@@ -46,7 +47,7 @@ def test_surrogates_gradients():
     expect = torch.tensor([1.0 / (1 + (math.pi * v) ** 2) for v in (-2.0, -0.5, 0.0, 0.5)])
     assert torch.allclose(z.grad, expect)
     assert isinstance(make_surrogate("atan"), ATanSurrogate) and make_surrogate("linear").gamma == 0.3
-    with pytest.raises(ValueError):
+    with pytest.raises(RegistryError, match="unknown surrogate 'sigmoid'; available: atan, linear"):
         make_surrogate("sigmoid")
 
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from ...ir.metadata import DeployMeta
 from ...recipe import Profile
 from ..base import Deployment, Outputs, Target, register_target
+from .lowering import DECAY_UNITY as DECAY
 from .lowering import LoihiLayer, LoihiProgram, lower
 from .options import LoihiOptions
 
@@ -96,8 +97,6 @@ def _cuba_loop(T, u_all, u, v, bias, vth, du, dv, direct, out, active) -> None: 
         v.masked_fill_(s, 0)
         out[t] = s
 
-
-DECAY = 4096
 
 
 def emulate(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False) -> dict[str, Any]:

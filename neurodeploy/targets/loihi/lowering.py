@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...data.encoding import rate_code
 from ...errors import TargetError, UnsupportedLayerError
 from ...ir.from_nir import SumPool2d, from_nir
 from ...ir.metadata import DeployMeta
@@ -65,7 +66,7 @@ W_MIN, W_MAX = -256, 254  # 8-bit mixed-sign weights on the even grid
 VTH_MAX = (1 << 17) - 1  # vThMant, 17 bits unsigned
 A_MAX = 1 << 17  # |a| << 6 must fit the 24-bit current
 BIAS_MAX = (1 << 12) - 1  # 13-bit signed bias mantissa
-DECAY_UNITY = 4096
+DECAY_UNITY = 4096  # 12-bit decay unit: u·(4096 − iDecay) >> 12 (4096 = no decay); the one definition
 HEADROOM = 0.95  # keep 5 % below the hard limits
 
 
@@ -161,7 +162,7 @@ class LoihiProgram:
         out = torch.empty(T, B, x.shape[1], dtype=torch.int64)
         for b in range(B):
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + offset + b)
-            out[:, b] = (torch.rand(T, x.shape[1], generator=g) < x[b]).long()
+            out[:, b] = rate_code(x[b], T, g).long()
         return out
 
 

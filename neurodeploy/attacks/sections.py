@@ -1,0 +1,178 @@
+"""The attack stage's parts: what it attacks (:class:`AttackInputs`), one run of it
+(:class:`AttackContext`) and the registry of report sections (:data:`SECTIONS`).
+
+The recipe's ``[attack] sections`` lists, in order, the sections the stage builds; each name is a
+:class:`Section` registered in the file of its attack (``fgsm.py`` registers ``fgsm``, ...). A
+section is a function ``build(ctx) -> fragment``: the fragment is a piece of the report's
+``robustness`` dict (``{"source": {"fgsm": {...}}}``, ``{"lava": {"query": {...}}}``) merged into
+what the sections before it wrote. Adding an attack to the report is one registration:
+
+    @register_section("noise_floor")
+    def noise_floor(ctx: AttackContext) -> dict:
+        return {"source": {"noise_floor": {"accuracy": accuracy(ctx.est, ctx.x, ctx.y)}}}
+
+and its name in the recipe's list. Adversarial images several sections share (the source's FGSM
+and PGD images: white-box accuracy, transfer to each target, the query attack's comparison) are
+crafted once per run (:meth:`AttackContext.memo`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import AttackError
+from ..recipe import AttackConfig
+from ..registry import Registry
+from .estimators import SourceEstimator
+
+log = logging.getLogger(__name__)
+
+QueryFn = Callable[[torch.Tensor], "np.ndarray | torch.Tensor"]
+
+
+def subset_index(total: int, n: int | None, seed: int = 0) -> torch.Tensor:
+    """Indices of a seeded random subset of n of ``total`` samples, in dataset order (all when n is
+    0/None/≥ total). Nested: the subset of size m < n is the first m of the same permutation, sorted."""
+    if not n or n >= total:
+        return torch.arange(total)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+
+
+def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random subset of n samples, kept in dataset order (all when n is 0/None/≥ N).
+
+    The attacked samples of a run are ``subset(x_test, y_test, attack.max_samples, seed)``, both in
+    the attack stage and in :mod:`neurodeploy.study`."""
+    idx = subset_index(len(x), n, seed)
+    return x[idx], y[idx]
+
+
+def target_accuracy(fn: QueryFn, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    """Top-1 accuracy of a query function (images -> logits, numpy or torch) on (x, y), in batches."""
+    preds = []
+    for i in range(0, len(x), batch_size):
+        out = fn(x[i:i + batch_size])
+        out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+        preds.append(out.argmax(1))
+    return int((np.concatenate(preds) == y.numpy()).sum()) / len(y) if preds else float("nan")
+
+
+@dataclass
+class AttackInputs:
+    """What the attack stage attacks.
+
+    ``x``, ``y``: the test set (the stage attacks its seeded subset of ``attack.max_samples``).
+    ``targets`` maps a deployed target's name to its query function (images -> logits); targets
+    are only queried. ``stand_ins`` maps a slow target to a spike-exact one whose query attack and
+    ε sweep stand for it (transfer attacks still run on the target itself). ``surrogate_model``
+    crafts the black-box images (else the ANN twin ``ann``). ``pool_variants`` (e.g.
+    ``{"avg": net, "max": net_max}``) feed the ``pooling`` section.
+    """
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    n_classes: int | None = None
+    seed: int = 0
+    ann: nn.Module | None = None
+    surrogate_model: nn.Module | None = None
+    targets: Mapping[str, QueryFn] = field(default_factory=dict)
+    stand_ins: Mapping[str, str] = field(default_factory=dict)
+    pool_variants: Mapping[str, nn.Module] = field(default_factory=dict)
+
+
+class AttackContext:
+    """One run of the attack stage: the inputs, the recipe's settings, the attacked subset
+    (``x``, ``y``), the source estimator ``est``, the report built so far and shared images."""
+
+    def __init__(self, inputs: AttackInputs, cfg: AttackConfig) -> None:
+        self.inputs, self.cfg = inputs, cfg
+        self.seed, self.batch_size = inputs.seed, cfg.batch_size
+        self.x, self.y = subset(inputs.x.detach().float(), inputs.y.detach().long(), cfg.max_samples, inputs.seed)
+        self.est = SourceEstimator(inputs.model, inputs.n_classes, eot_samples=cfg.eot_samples or None,
+                                   seed=inputs.seed)
+        self.n_classes = inputs.n_classes or int(self.est.predict(self.x[:1]).shape[1])
+        self.report: dict[str, Any] = {}
+        self._memo: dict[str, Any] = {}
+
+    @property
+    def targets(self) -> Mapping[str, QueryFn]:
+        return self.inputs.targets
+
+    def queried_targets(self) -> dict[str, QueryFn]:
+        """The targets attacked by queries and swept over ε: all but those with a stand-in."""
+        return {n: fn for n, fn in self.targets.items() if n not in self.inputs.stand_ins}
+
+    def target_index(self, total: int) -> torch.Tensor:
+        """The seeded subset of ``total`` samples a target simulates (``attack.target_samples``)."""
+        return subset_index(total, self.cfg.target_samples or None, self.seed)
+
+    def target_accuracy(self, fn: QueryFn, x: torch.Tensor, y: torch.Tensor) -> float:
+        return target_accuracy(fn, x, y, self.batch_size)
+
+    def subset(self, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The seeded subset of n of the attacked samples (the sweeps', the sparsity audit's)."""
+        return subset(self.x, self.y, n, self.seed)
+
+    def memo(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()`` once per run (e.g. the source's PGD images, shared by several sections)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def merge(self, fragment: Mapping[str, Any]) -> None:
+        """Merge a section's fragment into the report (nested dicts merged, other values set)."""
+        _merge(self.report, fragment)
+
+
+def _merge(into: dict, fragment: Mapping[str, Any]) -> None:
+    for k, v in fragment.items():
+        if isinstance(v, Mapping) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = dict(v) if isinstance(v, Mapping) else v
+
+
+@dataclass(frozen=True)
+class Section:
+    """A report section: ``build(ctx) -> fragment``. ``requires``: sections that must be listed
+    before it; ``after``: sections it reads when they run, so they must come first if listed."""
+
+    build: Callable[[AttackContext], Mapping[str, Any]]
+    requires: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+
+#: Every report section by name (the names the recipe's ``[attack] sections`` may list).
+SECTIONS: Registry[Section] = Registry("attack section", error=AttackError)
+
+
+def register_section(name: str, requires: Sequence[str] = (), after: Sequence[str] = ()
+                     ) -> Callable[[Callable[[AttackContext], Mapping[str, Any]]], Callable]:
+    """Decorator: register ``build(ctx) -> fragment`` as the report section ``name``."""
+
+    def deco(build: Callable[[AttackContext], Mapping[str, Any]]) -> Callable:
+        SECTIONS.add(name, Section(build, tuple(requires), tuple(after)))
+        return build
+
+    return deco
+
+
+def check_sections(names: Sequence[str]) -> None:
+    """AttackError unless every name is a registered section, listed once, after what it reads."""
+    seen: list[str] = []
+    for name in names:
+        section = SECTIONS.get(name)
+        if name in seen:
+            raise AttackError(f"attack section {name!r} is listed twice")
+        missing = [r for r in section.requires if r not in seen]
+        late = [a for a in section.after if a in names and a not in seen]
+        if missing or late:
+            raise AttackError(f"attack section {name!r} reads {', '.join(missing + late)}: list "
+                              f"{'it' if len(missing + late) == 1 else 'them'} before {name!r}")
+        seen.append(name)
