@@ -10,7 +10,8 @@ comes from exactly this). A :class:`Convention` names the five choices that matt
 - ``floor``: ``"-v_th"`` (membrane clipped at −v_th every step) or ``None``;
 - ``reset`` (``"zero"`` | ``"subtract"``) and ``reset_at`` (``"next"``: applied with the next
   step's leak, HIRE-SNN eq. 1; ``"now"``: right after the spike, before the next leak);
-- ``dt``: the producer's fixed step (``None``: from the file's metadata or the user).
+- ``dt``: the step the producer's importer uses (snnTorch hard-codes 1e-4, Norse defaults to
+  1e-3, sinabs counts τ in steps: 1); ``None``: from the file's metadata or the user.
 
 The rows cite the producer's source where it is installed here; Rockpool and Spyx are not
 installed and their rows transcribe their documented equations (marked so in ``source``).
@@ -41,7 +42,7 @@ class Convention:
     source: str  # where the semantics come from (file:line)
 
     def describe(self) -> str:
-        dt = "from the file or --dt" if self.dt is None else f"{self.dt:g} (fixed by the producer)"
+        dt = "from the file or --dt" if self.dt is None else f"{self.dt:g} (the producer's, unless --dt)"
         return (f"convention {self.name}: decay {self.decay}, spike {self.spike}, floor {self.floor}, "
                 f"reset {self.reset or 'zero (NIR v_reset)'} {self.reset_at}, dt {dt} [{self.source}]")
 
