@@ -220,11 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("import", help="import a NIR graph from another framework into RUN_DIR/model.nir")
     s.add_argument("model", help="a .nir file (sinabs, snnTorch, Norse, hand-made)")
     s.add_argument("--out", required=True, help="run folder to write model.nir into")
-    s.add_argument("--dt", type=float, help="time step for the continuous-time parameters (default 1.0)")
+    s.add_argument("--dt", type=float, help="time step for the continuous-time parameters (default: the file's, the producer's, else 1.0)")
     s.add_argument("--timesteps", type=int, help="time steps per sample (default 8)")
     s.add_argument("--encoding", choices=("direct", "rate", "events"), help="input coding (default direct)")
-    s.add_argument("--convention", choices=("nir", "sinabs"), default="nir",
-                   help="nir: forward Euler (snnTorch, Norse); sinabs: exp decay, reset by subtraction")
+    s.add_argument("--convention", choices=("nir", "sinabs", "snntorch", "norse", "rockpool", "spyx"), default=None,
+                   help="how the producer runs its neurons (default: detected from the file, else nir = forward "
+                        "Euler, one spike per step, reset to 0); sinabs: exp decay, multi-spike, floor -v_th, "
+                        "reset by subtraction (see neurodeploy/ir/conventions.py)")
     s.add_argument("--reset", choices=("zero", "subtract"), help="override every spiking node's reset")
     s.add_argument("--input-shape", help="override the input shape, e.g. 1,8,8")
     s.set_defaults(fn=cmd_import)

@@ -55,7 +55,7 @@ class ModelConfig:
     width: int = 1  # channel multiplier (models that have one)
     nir: str = ""  # deploy this NIR file (e.g. written by sinabs/snnTorch/Norse) instead of training one
     nir_dt: float = 0.0  # time step for its continuous-time parameters (0: the file's, else 1.0)
-    nir_convention: str = "nir"  # nir (forward Euler: snnTorch, Norse) | sinabs
+    nir_convention: str = ""  # "" (detected from the file, else nir) | nir | sinabs | snntorch | norse | rockpool | spyx
     nir_reset: str = ""  # override the file's reset for every neuron: zero | subtract
     dropout: float = 0.0
 
@@ -213,7 +213,7 @@ _CHOICES: dict[tuple[str, str], "tuple[str, ...] | str"] = {
     ("model", "reset"): ("subtract", "zero"),
     ("model", "surrogate"): "neurodeploy.snn.surrogate:SURROGATES",
     ("model", "pooling"): ("avg", "max"),
-    ("model", "nir_convention"): ("nir", "sinabs"),
+    ("model", "nir_convention"): ("", "nir", "sinabs", "snntorch", "norse", "rockpool", "spyx"),
     ("model", "nir_reset"): ("", "zero", "subtract"),
     ("train.snn", "method"): ("bptt", "hire"),
     ("train.snn", "noise"): ("crafted", "gaussian"),

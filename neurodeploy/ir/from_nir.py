@@ -14,9 +14,13 @@ Continuous-time parameters are discretised with step ``dt`` (``meta.dt``, defaul
   with g = r·dt/τ_mem;
 - LI (τ, r, v_leak = 0): v ← (1 − dt/τ)·v + (r·dt/τ)·x, output v (non-spiking); I: λ = 1, g = r·dt.
 
-With the ``"sinabs"`` convention (what sinabs' own layers do with the values it writes): λ =
-exp(−dt/τ), g = r (no 1/τ normalisation), IF/LIF reset by subtraction. A spiking neuron's gain is
-folded into its threshold (v_th / g), which leaves the spike train unchanged. Every node's mapping
+Other producers run the same nodes differently (exp decay, several spikes per step, a membrane
+floor, reset before the leak, a fixed dt): ``meta.convention`` names a row of
+:data:`~neurodeploy.ir.conventions.CONVENTIONS` (chosen by the importer from the file, else by the
+user) and the neuron gets that row's strategies. With ``"sinabs"`` (what ``sinabs.from_nir`` runs):
+λ = exp(−dt/τ), g = r, IF as MultiSpike with the floor −v_th, reset by subtraction right after
+the spike (sinabs/nir.py:86-108). A spiking neuron's gain is folded into its threshold (v_th / g),
+which leaves the spike train unchanged (the floor is folded with it). Every node's mapping
 is recorded in ``meta.mapping``. Nodes or parameters that cannot be run raise
 :class:`~neurodeploy.errors.UnsupportedLayerError` naming the node, its type and why.
 """
@@ -34,7 +38,8 @@ from torch import nn
 
 from ..errors import IRError, UnsupportedLayerError
 from ..snn.network import SpikingNetwork
-from ..snn.neuron import NeuronSpec, SpikingNeuron
+from ..snn.neuron import Dynamics, NeuronSpec, SpikingNeuron
+from .conventions import CONVENTIONS, nir_version, resolve
 from .graph_network import GraphNetwork, module_key, topological_order
 from .metadata import DeployMeta, read_meta
 from .modules import CubaSpikingNeuron, Heaviside, LeakyIntegrator, Scale, SumPool2d
@@ -43,7 +48,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["NODE_MAP", "SumPool2d", "chain_order", "from_nir", "load_nir_network", "read_nir"]
 
-CONVENTIONS = ("nir", "sinabs")
+OWN = ("neurodeploy", "imported")  # producers whose parameters are in our canonical form
 
 
 def _arr(a) -> np.ndarray:
@@ -157,18 +162,37 @@ def _identity(node, name, meta) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------------- neurons
-def _decay(node, name: str, tau, dt: float, convention: str, what: str) -> tuple[float, np.ndarray]:
-    """(λ, dt/τ-factor) for a time constant: Euler 1 − dt/τ or sinabs exp(−dt/τ)."""
+MIN_DECAY = 1e-6  # a per-step decay below this forgets the membrane every step: dt is almost surely wrong
+
+
+def _decay(node, name: str, tau, meta: DeployMeta, what: str) -> tuple[float, np.ndarray]:
+    """(λ, dt/τ) for a time constant under the convention: Euler 1 − dt/τ or exp(−dt/τ).
+
+    A dt that makes the dynamics meaningless is loud: Euler with dt > τ (λ < 0, unstable) and a
+    per-step decay below ``MIN_DECAY`` with dt never given (the default 1.0) are errors asking for
+    ``--dt``; dt/τ > 1 or a decay below ``MIN_DECAY`` with a dt the user or file gave are warnings
+    (in the log and in the node's mapping line).
+    """
+    dt, conv = meta.dt, CONVENTIONS[meta.convention]
     tau = _arr(tau)
     if np.any(~np.isfinite(tau)) or np.any(tau <= 0):
         raise _refuse(name, node, f"{what} must be finite and positive, got {np.unique(tau)[:4]}")
-    lam = _uniform(np.exp(-dt / tau) if convention == "sinabs" else 1.0 - dt / tau)
+    lam = _uniform(np.exp(-dt / tau) if conv.decay == "exp" else 1.0 - dt / tau)
     if not math.isfinite(lam):
         raise _refuse(name, node, f"{what} differs between neurons ({tau.min():.4g}..{tau.max():.4g}); "
                                   "our neuron layers have one leak")
+    hint = f"dt = {dt:g} ({meta.dt_source}); pass --dt in the file's time unit (e.g. the producer's step)"
     if not 0.0 <= lam <= 1.0:
-        raise _refuse(name, node, f"{what} = {tau.min():.4g} is smaller than dt = {dt}: forward Euler "
-                                  f"(λ = 1 − dt/τ = {lam:.4g}) is unstable; import with a smaller dt")
+        raise _refuse(name, node, f"{what} = {tau.min():.4g} is smaller than dt: forward Euler "
+                                  f"(λ = 1 − dt/τ = {lam:.4g}) is unstable; {hint}")
+    ratio = float(np.max(dt / tau))
+    if lam < MIN_DECAY and meta.dt_source == "default":
+        raise _refuse(name, node, f"{what} = {tau.min():.4g} with the default dt decays the membrane by "
+                                  f"{lam:.3g} per step (dt/τ = {ratio:.3g}): the neuron forgets every step; {hint}")
+    if lam < MIN_DECAY or ratio > 1.0:
+        warn = f"WARNING dt/τ = {ratio:.3g}, per-step decay {lam:.3g} ({hint})"
+        log.warning("NIR node %s (%s): %s", name, what, warn)
+        meta.mapping[name + ".warning"] = warn
     return lam, dt / tau
 
 
@@ -180,34 +204,60 @@ def _zero(node, name: str, field: str) -> None:
 
 
 def _reset(node, name: str, meta: DeployMeta) -> str:
+    """The user's override, else the convention's reset, else the metadata's (NIR: zero)."""
     if name in meta.reset:
         return meta.reset[name]
-    return "subtract" if meta.convention == "sinabs" else meta.reset_of(name)
+    conv = CONVENTIONS[meta.convention]
+    return conv.reset if conv.reset is not None and meta.producer not in OWN else meta.reset_of(name)
+
+
+def _dynamics(node, name: str, meta: DeployMeta, th: np.ndarray, reset: str) -> tuple[Dynamics, str]:
+    """The spike function, floor and reset timing: our metadata's entry, else the convention's."""
+    if name in meta.neurons:
+        d = dict(meta.neurons[name])
+        return Dynamics(d.get("spike", "single"), d.get("min_v"), d.get("reset_at", "next")), "metadata"
+    conv = CONVENTIONS[meta.convention]
+    min_v = None
+    if conv.floor == "-v_th" and isinstance(node, nir.IF):
+        t = _uniform(th)
+        if not math.isfinite(t):
+            raise _refuse(name, node, "the membrane floor −v_th needs one threshold per layer "
+                                      f"({th.min():.4g}..{th.max():.4g})")
+        min_v = -t
+    reset_at = conv.reset_at
+    if reset == "zero" and conv.spike == "single" and min_v is None:
+        reset_at = "next"  # u·[O = 0] before or after the leak: the same numbers (×0 and ×1 are exact)
+    return Dynamics(conv.spike, min_v, reset_at), f"convention {conv.name}"
 
 
 def _spiking(node, name: str, meta: DeployMeta) -> nn.Module:
-    """IF, LIF and CubaLIF -> :class:`SpikingNeuron` (CubaLIF: :class:`CubaSpikingNeuron`)."""
-    dt, conv = meta.dt, meta.convention
-    if conv not in CONVENTIONS:
-        raise IRError(f"unknown parameter convention {conv!r}; choose one of {', '.join(CONVENTIONS)}")
+    """IF, LIF and CubaLIF -> :class:`SpikingNeuron` (CubaLIF: :class:`CubaSpikingNeuron`), read
+    with the producer's convention (:mod:`neurodeploy.ir.conventions`)."""
+    dt, conv_name = meta.dt, meta.convention
+    if conv_name not in CONVENTIONS:
+        raise IRError(f"unknown parameter convention {conv_name!r}; choose one of {', '.join(CONVENTIONS)}")
+    conv = CONVENTIONS[conv_name]
+    exp = conv.decay == "exp"
     _zero(node, name, "v_reset")
     vth = _arr(node.v_threshold)
     r = _arr(node.r)
     syn = None
     if isinstance(node, nir.IF):
-        leak, gain = 1.0, r * (1.0 if conv == "sinabs" else dt)
-        text = f"λ = 1, gain = r·dt = {_fmt(gain)}" if conv == "nir" else f"λ = 1, gain = r = {_fmt(gain)} (sinabs)"
+        leak, gain = 1.0, r * (1.0 if exp else dt)
+        text = f"λ = 1, gain = r·dt = {_fmt(gain)}" if not exp else f"λ = 1, gain = r = {_fmt(gain)} ({conv_name})"
+        if conv_name == "sinabs" and np.any(r != 1):
+            text += " (NB sinabs.from_nir ignores r, sinabs/nir.py:87-92: our reading keeps it)"
     else:
         _zero(node, name, "v_leak")
         tau = node.tau if isinstance(node, nir.LIF) else node.tau_mem
-        leak, f = _decay(node, name, tau, dt, conv, "τ" if isinstance(node, nir.LIF) else "τ_mem")
-        gain = r if conv == "sinabs" else r * f
-        text = (f"λ = exp(−dt/τ) = {leak:.6g}, gain = r = {_fmt(gain)}" if conv == "sinabs"
+        leak, f = _decay(node, name, tau, meta, "τ" if isinstance(node, nir.LIF) else "τ_mem")
+        gain = r if exp else r * f
+        text = (f"λ = exp(−dt/τ) = {leak:.6g}, gain = r = {_fmt(gain)}" if exp
                 else f"λ = 1 − dt/τ = {leak:.6g}, gain = r·dt/τ = {_fmt(gain)}")
         if isinstance(node, nir.CubaLIF):
-            a_s, f_s = _decay(node, name, node.tau_syn, dt, conv, "τ_syn")
+            a_s, f_s = _decay(node, name, node.tau_syn, meta, "τ_syn")
             w_in = _arr(node.w_in)
-            g_s = a_s * w_in if conv == "sinabs" else w_in * f_s
+            g_s = a_s * w_in if exp else w_in * f_s
             syn = (a_s, g_s)
             text += f"; synapse α = {a_s:.6g}, gain = {_fmt(g_s)}"
     text = f"{_kind(node)}: " + text
@@ -218,14 +268,12 @@ def _spiking(node, name: str, meta: DeployMeta) -> nn.Module:
         raise _refuse(name, node, "v_threshold must be positive")
     th = vth / gain
     reset = _reset(node, name, meta)
-    spec = NeuronSpec(threshold=1.0, leak=leak, reset=reset)
+    dyn, origin = _dynamics(node, name, meta, np.asarray(th), reset)
+    spec = NeuronSpec(threshold=1.0, leak=leak, reset=reset, spike=dyn.spike, min_v=dyn.min_v, reset_at=dyn.reset_at)
     m = CubaSpikingNeuron(spec, syn[0], _scalar_or_tensor(syn[1])) if syn else SpikingNeuron(spec)
     m.threshold = nn.Parameter(_scalar_or_tensor(th), requires_grad=m.threshold.requires_grad)
-    note = f"{text}; threshold v_th/gain = {_fmt(th)}; reset {reset}; dt = {dt}"
-    if conv == "sinabs" and reset == "subtract" and leak < 1.0:
-        note += ("; NB sinabs subtracts v_th before the decay, this neuron (HIRE-SNN eq. 1) after it: "
-                 "spike trains can differ (reset 'zero' matches sinabs' MembraneReset exactly)")
-        log.warning("node %s: %s", name, note)
+    note = (f"{text}; threshold v_th/gain = {_fmt(th)}; reset {reset} ({dyn.reset_at}); spike {dyn.spike}; "
+            f"floor {dyn.min_v} ({origin}); dt = {dt}")
     _note(meta, name, note)
     return m
 
@@ -239,8 +287,8 @@ def _integrator(node, name: str, meta: DeployMeta) -> nn.Module:
         text = f"I: λ = 1, gain = r·dt = {_fmt(gain)}"
     else:
         _zero(node, name, "v_leak")
-        leak, f = _decay(node, name, node.tau, dt, conv, "τ")
-        gain = r if conv == "sinabs" else r * f
+        leak, f = _decay(node, name, node.tau, meta, "τ")
+        gain = r if CONVENTIONS[conv].decay == "exp" else r * f
         text = f"LI: λ = {leak:.6g}, gain = {_fmt(gain)} ({conv} convention)"
     _note(meta, name, f"{text}; dt = {dt}")
     return LeakyIntegrator(leak, _scalar_or_tensor(np.asarray(gain)))
@@ -384,7 +432,7 @@ def from_nir(graph: nir.NIRGraph, meta: DeployMeta | None = None, source: str = 
     table = {**NODE_MAP, **(node_map or {})}
     meta = meta or read_meta(graph, source) or DeployMeta(producer="unknown")
     if dt is not None:
-        meta.dt = float(dt)
+        meta.dt, meta.dt_source = float(dt), "user"
     if not meta.dt > 0:
         raise IRError(f"{source}: dt must be positive, got {meta.dt}")
     graph = inline_subgraphs(graph)
@@ -427,5 +475,12 @@ def load_nir_network(path: str | Path, dt: float | None = None) -> tuple[Spiking
                                                                          nir.NIRGraph, DeployMeta]:
     """Read a NIR file and build its network (``dt`` overrides the metadata's)."""
     graph, meta = read_nir(path)
-    meta = meta or DeployMeta(producer="unknown")
+    if meta is None:  # a foreign file: read it the way its producer runs it, when it says who that is
+        meta = DeployMeta(producer="unknown")
+        meta.convention, why = resolve(graph, None, nir_version(path), str(path))
+        meta.read_as = f"{meta.convention}: {why}"
+        fixed = CONVENTIONS[meta.convention].dt
+        if fixed is not None and dt is None:
+            meta.dt, meta.dt_source = fixed, f"convention {meta.convention}"
+        log.info("%s: %s", path, meta.read_as)
     return from_nir(graph, meta, str(path), dt=dt), graph, meta

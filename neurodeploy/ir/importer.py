@@ -18,7 +18,8 @@ import nir
 import torch
 
 from ..errors import IRError
-from .from_nir import CONVENTIONS, from_nir, read_nir
+from .conventions import CONVENTIONS, nir_version, resolve
+from .from_nir import from_nir, read_nir
 from .graph_network import GraphNetwork
 from .metadata import DeployMeta
 from .to_nir import to_nir, write_nir
@@ -34,26 +35,30 @@ def import_nir(
     timesteps: int | None = None,
     encoding: str | None = None,
     *,
-    convention: str = "nir",
+    convention: str | None = None,
     reset: str | None = None,
     input_shape: tuple[int, ...] | None = None,
     out: str | Path | None = None,
 ) -> tuple[torch.nn.Module, nir.NIRGraph, DeployMeta, list[str]]:
     """Import a NIR file; returns ``(network, canonical graph, meta, mapping log)``.
 
-    ``dt`` (default: the file's metadata, else 1.0) discretises the continuous-time parameters;
-    ``timesteps`` (default 8) and ``encoding`` (``direct`` | ``rate`` | ``events``, default
-    ``direct``) are what NIR cannot say. ``convention`` is ``"nir"`` (forward Euler; snnTorch,
-    Norse) or ``"sinabs"`` (sinabs' own reading of its IF/LIF: exp decay, reset by subtraction).
-    ``reset`` overrides the reset of every spiking node (NIR's definition is reset to ``v_reset``
-    = 0, i.e. ``zero``). ``input_shape`` overrides the Input node's shape. With ``out`` (a run
-    folder) the canonical graph is written to ``out/model.nir``.
+    ``dt`` (default: the file's metadata, else the producer's fixed step, else 1.0) discretises
+    the continuous-time parameters; ``timesteps`` (default 8) and ``encoding`` (``direct`` |
+    ``rate`` | ``events``, default ``direct``) are what NIR cannot say. ``convention`` names how
+    the producer runs its IF/LIF nodes (a row of :data:`~neurodeploy.ir.conventions.CONVENTIONS`:
+    nir, sinabs, snntorch, norse, rockpool, spyx); ``None`` (or "") reads it from the file where
+    the file says who wrote it (:func:`~neurodeploy.ir.conventions.detect`), else ``"nir"``. An
+    explicit convention that contradicts the detected one is used, with a warning in the log and
+    in the mapping. ``reset`` overrides the reset of every spiking node. ``input_shape`` overrides
+    the Input node's shape. With ``out`` (a run folder) the canonical graph is written to
+    ``out/model.nir``.
 
     Raises :class:`~neurodeploy.errors.IRError` (or its subclass UnsupportedLayerError naming the
     node, its type and why) for files or nodes that cannot be run.
     """
     path = Path(path)
-    if convention not in CONVENTIONS:
+    convention = convention or None
+    if convention is not None and convention not in CONVENTIONS:
         raise IRError(f"{path}: unknown convention {convention!r}; choose one of {', '.join(CONVENTIONS)}")
     if reset is not None and reset not in RESETS:
         raise IRError(f"{path}: unknown reset {reset!r}; choose one of {', '.join(RESETS)}")
@@ -62,11 +67,19 @@ def import_nir(
     graph, own = read_nir(path)
     meta = own or DeployMeta(producer="unknown")
     if own is None:
-        meta.convention = convention
-    elif convention != "nir":
+        meta.convention, why = resolve(graph, convention, nir_version(path), str(path))
+        meta.read_as = f"{meta.convention}: {why}"
+    elif convention not in (None, "nir"):
         log.warning("%s: written by neurodeploy; convention %r ignored (its parameters are canonical)", path, convention)
+    fixed = CONVENTIONS[meta.convention].dt if own is None else None
     if dt is not None:
-        meta.dt = float(dt)
+        meta.dt, meta.dt_source = float(dt), "user"
+        if fixed is not None and float(dt) != fixed:
+            log.warning("%s: dt = %g given, but %s runs its files with dt = %g", path, dt, meta.convention, fixed)
+    elif fixed is not None:
+        meta.dt, meta.dt_source = fixed, f"convention {meta.convention}"
+    elif own is not None:
+        meta.dt_source = "file"
     if timesteps is not None:
         meta.timesteps = int(timesteps)
     if encoding is not None:
@@ -79,16 +92,20 @@ def import_nir(
         meta.reset = {n: reset for n, v in graph.nodes.items() if isinstance(v, (nir.IF, nir.LIF, nir.CubaLIF))}
     net = from_nir(graph, meta, str(path))
     net.eval()
+    chosen = meta.convention
     canon_meta = copy.deepcopy(meta)
     canon_meta.producer = "imported" if own is None else meta.producer
     canonical = to_nir(net, canon_meta)
     meta = canon_meta
-    lines = [f"{n}: {t}" for n, t in meta.mapping.items() if n in graph.nodes]
+    lines = [f"{n}: {t}" for n, t in meta.mapping.items() if n.split(".warning")[0] in graph.nodes]
     lines.append(_self_check(net, canonical, meta, str(path)))
     kind = "graph (branches/skips)" if isinstance(net, GraphNetwork) else "sequential"
     lines.insert(0, f"{path}: {kind} network, {len(net.neurons())} neuron layer(s), dt = {meta.dt}, "
                     f"T = {meta.timesteps}, encoding {meta.encoding}, readout {meta.readout}, "
-                    f"convention {convention if own is None else 'neurodeploy'}")
+                    f"convention {chosen if own is None else 'neurodeploy'}")
+    if own is None:
+        lines.insert(1, f"read as {meta.read_as}; {CONVENTIONS[chosen].describe()}; "
+                        f"dt from {meta.dt_source}")
     for line in lines:
         log.info("import: %s", line)
     if out is not None:

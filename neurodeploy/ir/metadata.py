@@ -7,7 +7,11 @@ the graph's ``metadata["neurodeploy"]``. Graphs written by other tools have no s
 get the defaults below, which the importer can override. ``convention`` says how continuous-time
 parameters are read (``nir``: forward Euler; ``sinabs``: sinabs' exp decay, reset by subtraction),
 ``mapping`` records, per node, how an imported graph's parameters were mapped to our neurons, and
-``source`` the file it was imported from.
+``source`` the file it was imported from. ``neurons`` holds, per neuron node, the strategies NIR's
+IF/LIF cannot say when they differ from the default (``spike``: single | multi, ``min_v``: the
+membrane floor or None, ``reset_at``: next | now; see :mod:`neurodeploy.snn.neuron`);
+``read_as`` says which producer convention an imported file was read with and why (detected from
+the file or given by the user), ``dt_source`` where dt came from (user | file | convention | default).
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import nir
 from ..errors import IRError
 
 META_KEY = "neurodeploy"
-SCHEMA = 1
+SCHEMA = 2  # 2: neurons, read_as, dt_source
 
 
 @dataclass
@@ -40,6 +44,9 @@ class DeployMeta:
     convention: str = "nir"
     mapping: dict[str, str] = field(default_factory=dict)  # node -> how its parameters were mapped
     source: str = ""  # the file a graph was imported from
+    neurons: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> {spike, min_v, reset_at}
+    read_as: str = ""  # "<convention>: <why>" for an imported file
+    dt_source: str = "default"  # user | file | convention <name> | default
     schema: int = SCHEMA
 
     def reset_of(self, node: str) -> str:

@@ -10,6 +10,7 @@ u ← λ·u + I), or NIR's IF with r = 1 / dt when λ = 1. Reset by subtraction 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Callable
@@ -21,7 +22,7 @@ from torch import nn
 
 from ..errors import IRError, UnsupportedLayerError
 from ..snn.network import SpikingNetwork, TimeDropout
-from ..snn.neuron import SpikingNeuron
+from ..snn.neuron import DEFAULT_DYNAMICS, SpikingNeuron
 from .graph_network import GraphNetwork
 from .metadata import DeployMeta, write_meta
 from .modules import CubaSpikingNeuron, Heaviside, LeakyIntegrator, Scale, SumPool2d
@@ -273,6 +274,9 @@ def to_nir(net: SpikingNetwork | GraphNetwork, meta: DeployMeta,
     nodes["output"] = nir.Output(output_type={"output": None})
     edges += [(last, "output") for last in lasts]
     meta.reset = {n: m.reset for n, m in net.neurons()}
+    # what NIR's IF/LIF cannot say (multi-spike, membrane floor, reset timing): only where not default
+    meta.neurons = {n: dataclasses.asdict(m.dynamics) for n, m in net.neurons()
+                    if not getattr(m, "dynamics", DEFAULT_DYNAMICS).is_default}
     meta.convention = "nir"  # parameters are written in our canonical (forward-Euler) form
     graph = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
     try:

@@ -8,6 +8,20 @@ HIRE-SNN (Kundu et al., ICCV 2021) eq. 1-2, DIET-SNN style, reset by subtraction
 λ = 1 gives integrate-and-fire. With reset to zero the subtraction becomes u · (1 − O).
 The state is (u, O) of the previous step; the step's output spikes come from the potential that
 already includes the step's input, so there is no extra delay per layer.
+
+Other producers' neurons differ in three explicit strategies (fields of :class:`NeuronSpec`, one
+entry each in the graph metadata; the defaults are the neuron above):
+
+- ``spike``: ``"single"`` (O = H(u/v_th − 1), at most one spike per step) or ``"multi"``
+  (O = ⌊u/v_th⌋ for u > 0: sinabs' MultiSpike, sinabs/activation/spike_generation.py:39-41, the
+  default of sinabs/layers/iaf.py:52; its gradient is the single-spike surrogate at u, as sinabs'
+  BackwardClass does, spike_generation.py:7-14);
+- ``min_v``: a membrane floor u ← relu(u − min_v) + min_v every step (sinabs lif.py:41-44;
+  ``sinabs.from_nir`` sets −v_th for IF, sinabs/nir.py:87-92); ``None``: no floor;
+- ``reset_at``: ``"next"`` (above: the reset is applied in the next step together with the leak)
+  or ``"now"`` (sinabs/layers/functional/lif.py:30-44, snnTorch ``reset_delay=False``, Norse: the
+  potential is reset right after the spike, floored, and the next step decays the reset value,
+  u[t+1] = λ·reset(u[t]) + x).
 """
 from __future__ import annotations
 
@@ -22,8 +36,56 @@ from .surrogate import ATanSurrogate, LinearSurrogate
 
 
 class NeuronState(NamedTuple):
-    u: torch.Tensor  # membrane potential after the last step (before its reset)
+    u: torch.Tensor  # membrane potential after the last step (before its reset; after it with reset_at "now")
     s: torch.Tensor  # spikes of the last step
+
+
+SPIKE_FNS = ("single", "multi")
+RESET_AT = ("next", "now")
+
+
+@dataclass(frozen=True)
+class Dynamics:
+    """The strategies that differ between producers (see the module docstring); defaults = HIRE-SNN."""
+
+    spike: str = "single"  # single | multi
+    min_v: float | None = None  # membrane floor (None: none)
+    reset_at: str = "next"  # next | now
+
+    def __post_init__(self) -> None:
+        if self.spike not in SPIKE_FNS:
+            raise ValueError(f"unknown spike function {self.spike!r}; choose one of {', '.join(SPIKE_FNS)}")
+        if self.reset_at not in RESET_AT:
+            raise ValueError(f"unknown reset_at {self.reset_at!r}; choose one of {', '.join(RESET_AT)}")
+
+    @property
+    def is_default(self) -> bool:
+        return self == DEFAULT_DYNAMICS
+
+
+DEFAULT_DYNAMICS = Dynamics()
+
+
+def spikes_of(u: torch.Tensor, threshold: torch.Tensor, spike: str,
+              surrogate: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The spike function: ``single`` H(u/v_th − 1) through the surrogate; ``multi`` ⌊u/v_th⌋·[u > 0]
+    (sinabs MultiSpike, spike_generation.py:39-41) whose gradient is the single spike's surrogate
+    (sinabs BackwardClass, spike_generation.py:7-14): the count is added straight-through."""
+    one = surrogate(u / threshold - 1.0)
+    if spike == "single":
+        return one
+    count = (u > 0) * torch.div(u, threshold, rounding_mode="trunc")
+    return one + (count - one).detach()  # integers: exactly the count, with the surrogate's gradient
+
+
+def _reset_now(u: torch.Tensor, s: torch.Tensor, threshold: torch.Tensor, reset: str) -> torch.Tensor:
+    """sinabs MembraneSubtract u − O·v_th / MembraneReset u·[O = 0] (sinabs/activation/reset_mechanism.py:141-168)."""
+    return u - s * threshold if reset == "subtract" else u * (s == 0).to(u.dtype)
+
+
+def _floor(u: torch.Tensor, min_v: float | None) -> torch.Tensor:
+    """relu(u − min_v) + min_v, sinabs' clip written as it is (sinabs/layers/functional/lif.py:41-44)."""
+    return u if min_v is None else torch.relu(u - min_v) + min_v
 
 
 def neuron_step(
@@ -33,15 +95,24 @@ def neuron_step(
     leak: torch.Tensor,
     reset: str,
     surrogate: Callable[[torch.Tensor], torch.Tensor],
+    dynamics: Dynamics = DEFAULT_DYNAMICS,
 ) -> tuple[torch.Tensor, NeuronState]:
-    """One time step of HIRE-SNN eq. 1-2. ``x`` is Σ_j w_ij O_j[t]; returns (spikes, new state)."""
+    """One time step of HIRE-SNN eq. 1-2 (or the producer's variant ``dynamics``). ``x`` is
+    Σ_j w_ij O_j[t]; returns (spikes, new state)."""
+    if dynamics.reset_at == "now":  # sinabs lif_forward_single order: decay + input, spike, reset, floor
+        u = x if state is None else leak * state.u + x
+        s = spikes_of(u, threshold, dynamics.spike, surrogate)
+        return s, NeuronState(_floor(_reset_now(u, s, threshold, reset), dynamics.min_v), s)
     if state is None:
         u = x
     elif reset == "subtract":
         u = leak * state.u + x - threshold * state.s
-    else:
+    elif dynamics.spike == "single":
         u = leak * state.u * (1.0 - state.s) + x
-    s = surrogate(u / threshold - 1.0)
+    else:
+        u = leak * state.u * (state.s == 0).to(x.dtype) + x
+    u = _floor(u, dynamics.min_v)
+    s = spikes_of(u, threshold, dynamics.spike, surrogate)
     return s, NeuronState(u, s)
 
 
@@ -230,6 +301,13 @@ class NeuronSpec:
     reset: str = "subtract"
     train_threshold: bool = True
     train_leak: bool = True
+    spike: str = "single"  # single | multi (floor(u/v_th) spikes per step, sinabs MultiSpike)
+    min_v: float | None = None  # membrane floor (sinabs min_v_mem); None: none
+    reset_at: str = "next"  # next (HIRE-SNN eq. 1) | now (sinabs, snnTorch reset_delay=False, Norse)
+
+    @property
+    def dynamics(self) -> Dynamics:
+        return Dynamics(self.spike, self.min_v, self.reset_at)
 
 
 class SpikingNeuron(nn.Module):
@@ -245,6 +323,7 @@ class SpikingNeuron(nn.Module):
         super().__init__()
         spec = spec or NeuronSpec()
         self.reset = spec.reset
+        self.dynamics = spec.dynamics  # spike function, floor, reset timing (Dynamics)
         self.surrogate = surrogate or LinearSurrogate()
         self.threshold = nn.Parameter(torch.tensor(float(spec.threshold)), requires_grad=spec.train_threshold)
         self.leak = nn.Parameter(torch.tensor(float(spec.leak)), requires_grad=spec.train_leak)
@@ -263,13 +342,16 @@ class SpikingNeuron(nn.Module):
         state = self.state if self.carry_state else None
         # tracing (ONNX export, torch.jit) needs the plain ops: an autograd.Function is opaque to it
         fuse = self.fused and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()
+        dyn = self.dynamics
+        # the fused node knows single spikes without floor, reset in the next step (HIRE-SNN)
+        fuse = fuse and dyn.is_default
         res = fused_sequence(x, state, self.threshold, self.leak, self.reset, self.surrogate) if fuse else None
         if res is not None:
             spikes, state = res
-        else:  # step by step through neuron_step (any surrogate)
+        else:  # step by step through neuron_step (any surrogate, any dynamics)
             out = []
             for xt in x.unbind(0):
-                s, state = neuron_step(xt, state, self.threshold, self.leak, self.reset, self.surrogate)
+                s, state = neuron_step(xt, state, self.threshold, self.leak, self.reset, self.surrogate, dyn)
                 out.append(s)
             spikes = torch.stack(out)
         if self.carry_state and state is not None:
@@ -277,4 +359,8 @@ class SpikingNeuron(nn.Module):
         return spikes
 
     def extra_repr(self) -> str:
-        return f"threshold={float(self.threshold):.4g}, leak={float(self.leak):.4g}, reset={self.reset}"
+        text = f"threshold={float(self.threshold.reshape(-1)[0]):.4g}, leak={float(self.leak):.4g}, reset={self.reset}"
+        d = self.dynamics
+        if not d.is_default:
+            text += f", spike={d.spike}, min_v={d.min_v}, reset_at={d.reset_at}"
+        return text

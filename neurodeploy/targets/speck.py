@@ -182,10 +182,13 @@ class SpeckTarget(Target):
             if not layer.neuron:
                 continue
             zero = type(layer.spike.reset_fn).__name__ == "MembraneReset"
+            fire = ("Speck fires ⌊v/threshold⌋ times per time bin, as the source (multi-spike)"
+                    if layer.source_spike == "multi" else
+                    "Speck fires when v ≥ threshold (source: v > threshold) and can fire several times "
+                    "per time bin when many input events arrive (source: at most once per step)")
             dep.log(f"{layer.neuron}: IAF neurons, reset "
                     f"{'to zero (return_to_zero = true)' if zero else 'by subtraction (return_to_zero = false)'} as in "
-                    "the source; Speck fires when v ≥ threshold (source: v > threshold) and can fire several times "
-                    "per time bin when many input events arrive (source: at most once per step)")
+                    f"the source; {fire}")
         check_geometry(lowered, limits)
         dn = self._discretise(lowered, dep)
         l2c = self._map_cores(dn, lowered, limits, dep)
@@ -244,7 +247,8 @@ class SpeckTarget(Target):
                     f"[{int(wq.min())}, {int(wq.max())}] (max |w| {float(w.abs().max()):.4g}), mean rounding error "
                     f"{100 * err:.2f}% of max |w|, {zeroed} of {w.numel()} non-zero weights rounded to 0; threshold "
                     f"{th:.4g} -> {int(thq)} (16-bit); state clipped below at threshold_low {int(low)} "
-                    f"(= {low / thq:.1f}·threshold; the source has no lower bound){limited}")
+                    f"(= {low / thq:.1f}·threshold; "
+                    f"{'the source has no lower bound' if layer.min_v is None else 'the source floor'}){limited}")
         return dn
 
     def _map_cores(self, dn: DynapcnnNetwork, lowered: Lowered, limits: dict[str, Any],

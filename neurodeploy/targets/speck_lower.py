@@ -15,11 +15,13 @@ one-to-one is changed and logged:
   layer's integrated potential, spikes·θ_out + v_mem, at the end of the window);
 - the input: Speck takes events, so analog images are rate-coded (Bernoulli(x) per step) or
   sent as round(x·L) events per step ("graded"), event datasets as they are;
-- the reset mode maps onto Speck's ``return_to_zero`` flag (subtract -> false, zero -> true).
+- the reset mode maps onto Speck's ``return_to_zero`` flag (subtract -> false, zero -> true);
+  Speck's neuron is sinabs' IAF with MultiSpike: a single-spike source neuron is logged as a
+  difference, a membrane floor of the source (e.g. sinabs' min_v_mem = −v_th) is kept.
 
 Discretisation is sinabs' (``DynapcnnNetwork(discretize=True)``): per core one scale s with
 weights → round(s·w) in 8 bits and threshold → round(s·θ) in 16 bits. The lower bound of the
-membrane potential (``min_v_mem``, Speck's threshold_low) is put as deep as 16 bits allow, so the
+membrane potential (``min_v_mem``, Speck's threshold_low) is, unless the source neuron has a floor, put as deep as 16 bits allow, so the
 scale is set by the weights (using the full 8-bit range) and the potential is almost unbounded
 below, as in the source neuron. (sinabs' default ``min_v_mem=None`` counts as −2¹⁵ *float* units
 and would force the scale to ≤ 1, rounding most weights to 0.)
@@ -67,6 +69,8 @@ class CoreLayer:
     pool: int = 1  # sum pooling after the neurons
     pool_nodes: list[str] = field(default_factory=list)
     flatten_after: bool = False
+    min_v: float | None = None  # the source neuron's membrane floor (None: none)
+    source_spike: str = "single"  # the source neuron's spike function: single | multi
 
     @property
     def label(self) -> str:
@@ -180,6 +184,8 @@ def lower(graph: nir.NIRGraph, meta: DeployMeta, options: SpeckOptions | Mapping
                         f"approximated by a constant bias {b:.4g} per step (= -(1-λ)·v_th/2: exact only at "
                         f"u = v_th/2; λ becomes 1)")
             cur.spike = make_iaf(cur.threshold, getattr(mod, "reset", meta.reset_of(name)), meta.timesteps)
+            _log_dynamics(name, mod, log)
+            cur.min_v, cur.source_spike = mod.dynamics.min_v, mod.dynamics.spike
         elif isinstance(node, _POOLS):
             if cur is None or not cur.neuron:
                 raise UnsupportedLayerError(f"node {name!r}: pooling before the first neurons (of the input) is not "
@@ -266,13 +272,32 @@ def lower(graph: nir.NIRGraph, meta: DeployMeta, options: SpeckOptions | Mapping
                 f"max |w| was {float(w.abs().max()):.4g}) to give the 8-bit grid a finer step")
         # threshold_low as deep as 16 bits allow, so that the weights, not min_v_mem, set the scale
         s = _weight_scale(layer.conv)
-        layer.spike.min_v_mem = nn.Parameter(torch.tensor(-STATE_MAX / s), requires_grad=False)
+        floor = -STATE_MAX / s if layer.min_v is None else max(layer.min_v, -STATE_MAX / s)
+        if layer.min_v is not None and floor != layer.min_v:
+            log(f"{layer.neuron}: membrane floor {layer.min_v:.4g} is below what 16 bits allow at this layer's "
+                f"scale; clipped to {floor:.4g}")
+        layer.spike.min_v_mem = nn.Parameter(torch.tensor(floor), requires_grad=False)
         mods += [layer.conv, layer.spike]
         if layer.pool > 1:
             mods.append(sl.SumPool2d(layer.pool))
         if layer.flatten_after:
             mods.append(nn.Flatten())
     return Lowered(nn.Sequential(*mods), layers, (int(shape[0]), int(shape[1]), int(shape[2])), gain)
+
+
+def _log_dynamics(name: str, mod: SpikingNeuron, log: Callable[[str], None]) -> None:
+    """Speck's neuron is sinabs' IAF (MultiSpike, reset right after the spike): say where the source's differs."""
+    d = mod.dynamics
+    if d.spike == "single":
+        log(f"{name}: the source emits at most one spike per step; Speck's IAF (sinabs MultiSpike) emits "
+            "⌊v/θ⌋ when v overshoots several thresholds: spike counts can differ where inputs are strong")
+    else:
+        log(f"{name}: multi-spike neuron (⌊v/θ⌋ per step), as Speck's IAF")
+    if d.min_v is not None:
+        log(f"{name}: membrane floor {d.min_v:.4g} kept (Speck's threshold_low)")
+    if d.reset_at == "next" and getattr(mod, "reset", "subtract") == "subtract" and float(mod.leak.detach()) < 1.0:
+        log(f"{name}: the source subtracts θ after the leak (HIRE-SNN eq. 1); Speck has no leak, so the order "
+            "does not matter once the leak is dropped")
 
 
 def _weight_scale(conv: nn.Module, bits: int = 8) -> float:

@@ -9,7 +9,7 @@ from torch import nn
 
 sinabs = pytest.importorskip("sinabs")
 sl = pytest.importorskip("sinabs.layers")
-from sinabs.activation import MembraneSubtract, SingleSpike  # noqa: E402
+from sinabs.activation import MembraneSubtract, MultiSpike  # noqa: E402
 
 from neurodeploy.run import load_run
 from neurodeploy.stages import run_all  # noqa: E402
@@ -20,11 +20,12 @@ T = 8
 
 def _sinabs_twin(snn) -> nn.Sequential:
     """Our trained digits SNN rebuilt with sinabs layers: avg pooling becomes sum pooling with the
-    next weights divided by the window, IF neurons become IAF (single spike, reset by subtraction)."""
+    next weights divided by the window, IF neurons become IAF as sinabs.from_nir builds them
+    (MultiSpike, reset by subtraction, min_v_mem = −threshold: sinabs/nir.py:87-92)."""
     L = snn.layers
-    th = [float(L["sn1"].threshold), float(L["sn2"].threshold)]
-    iaf = lambda t: sl.IAFSqueeze(batch_size=1, spike_fn=SingleSpike, reset_fn=MembraneSubtract(),  # noqa: E731
-                                   spike_threshold=torch.tensor(t), min_v_mem=None)
+    th = [float(L["sn1"].threshold.detach()), float(L["sn2"].threshold.detach())]
+    iaf = lambda t: sl.IAFSqueeze(num_timesteps=T, spike_fn=MultiSpike, reset_fn=MembraneSubtract(),  # noqa: E731
+                                   spike_threshold=torch.tensor(t), min_v_mem=-t)
     net = nn.Sequential(
         nn.Conv2d(1, L["conv1"].out_channels, 3, padding=1, bias=False), iaf(th[0]), sl.SumPool2d(2),
         nn.Conv2d(L["conv1"].out_channels, L["conv2"].out_channels, 3, padding=1, bias=False), iaf(th[1]),
@@ -48,7 +49,6 @@ name = "sinabs-import"
 timesteps = {T}
 [model]
 nir = "sinabs_digits.nir"
-nir_convention = "sinabs"
 [attack]
 max_samples = 32
 sweep_samples = 0
@@ -61,13 +61,17 @@ timeout_s = 300.0
     report = run_all(tmp_path / "imported.toml", tmp_path / "run", progress=False)
     assert validate_report(report) == []
     assert report["source"]["ann_clean_accuracy"] is None  # nothing was trained here
-    # the imported network computes what ours does (same weights, same neuron)
+    # the imported network computes what sinabs does with the file (the convention is detected from it)
+    x = digits_data.x_test
+    sinabs.reset_states(net)
     with torch.no_grad():
-        ours = trained_snn(digits_data.x_test).argmax(1)
+        theirs = net(x.unsqueeze(1).expand(len(x), T, *x.shape[1:]).reshape(len(x) * T, *x.shape[1:]))
+    theirs = theirs.reshape(len(x), T, -1).sum(1)
     run = load_run(tmp_path / "run")
     with torch.no_grad():
-        theirs = run.model(digits_data.x_test).argmax(1)
-    assert float((ours == theirs).float().mean()) >= 0.97
+        ours = run.model(x)
+    assert torch.allclose(ours, theirs, atol=1e-4) and torch.equal(ours.argmax(1), theirs.argmax(1))
+    assert "read as sinabs: detected" in (tmp_path / "run" / "import.log").read_text()
     for name in ("torch", "loihi-emu", "lava", "speck"):
         t = report["targets"][name]
         assert t["n_samples"] == 64 and t["lowering"] and t["agreement_with_source"] >= 0.8, (name, t)

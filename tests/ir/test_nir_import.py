@@ -14,22 +14,28 @@ from neurodeploy.snn.network import SpikingNetwork
 
 sinabs = pytest.importorskip("sinabs")
 sl = pytest.importorskip("sinabs.layers")
-from sinabs.activation import MembraneReset, MembraneSubtract, SingleSpike  # noqa: E402
+from sinabs.activation import MembraneReset, MembraneSubtract, MultiSpike, SingleSpike  # noqa: E402
 
 B, T = 6, 12
 
 
-def _sinabs_convnet(reset, th2: float = 1.5) -> nn.Sequential:
+def _sinabs_convnet(reset, th2: float = 1.5, spike_fn=SingleSpike, floor: bool = False) -> nn.Sequential:
+    """A small sinabs convnet; ``floor`` gives every IAF min_v_mem = −threshold (what sinabs.from_nir builds)."""
     torch.manual_seed(1)
+
+    def iaf(th: float = 1.0):
+        return sl.IAFSqueeze(batch_size=B, spike_fn=spike_fn, reset_fn=reset, spike_threshold=torch.tensor(th),
+                             min_v_mem=-th if floor else None)
+
     net = nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1, bias=False),
-        sl.IAFSqueeze(batch_size=B, spike_fn=SingleSpike, reset_fn=reset),
+        iaf(),
         sl.SumPool2d(2),
         nn.Conv2d(4, 8, 3, padding=1, bias=False),
-        sl.IAFSqueeze(batch_size=B, spike_fn=SingleSpike, reset_fn=reset),
+        iaf(),
         nn.Flatten(),
         nn.Linear(8 * 4 * 4, 10, bias=False),
-        sl.IAFSqueeze(batch_size=B, spike_fn=SingleSpike, reset_fn=reset, spike_threshold=torch.tensor(th2)),
+        iaf(th2),
     )
     with torch.no_grad():
         net[0].weight.normal_(0.15, 0.25)
@@ -59,11 +65,14 @@ def _write_sinabs_nir(net: nn.Sequential, path, x: torch.Tensor) -> None:
     nir.write(str(path), g)
 
 
-@pytest.mark.parametrize("reset,convention", [(MembraneSubtract(), "sinabs"), (MembraneReset(), "nir")])
-def test_sinabs_convnet_spike_for_spike(tmp_path, reset, convention):
-    """sinabs IAF (SingleSpike, min_v_mem=None) with MembraneSubtract = our reset 'subtract' (sinabs
-    convention); with MembraneReset = NIR's own IF (reset to 0). Same spikes in every layer."""
-    net = _sinabs_convnet(reset)
+@pytest.mark.parametrize("reset,spike_fn,convention", [(MembraneSubtract(), MultiSpike, None),
+                                                       (MembraneReset(), SingleSpike, "nir")])
+def test_sinabs_convnet_spike_for_spike(tmp_path, reset, spike_fn, convention):
+    """sinabs IAF as sinabs.from_nir builds it (MultiSpike, MembraneSubtract, min_v_mem = −v_th) =
+    the sinabs convention, detected from the file; SingleSpike with MembraneReset = NIR's own IF
+    (reset to 0), asked for explicitly (a logged contradiction of the detected producer). Same
+    spikes in every layer."""
+    net = _sinabs_convnet(reset, spike_fn=spike_fn, floor=spike_fn is MultiSpike)
     x = torch.rand(B, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     _write_sinabs_nir(net, tmp_path / "s.nir", x)
     ref, ref_layers = _sinabs_run(net, x)
@@ -73,50 +82,68 @@ def test_sinabs_convnet_spike_for_spike(tmp_path, reset, convention):
     with torch.no_grad():
         out = ours(x)
     assert torch.equal(out, ref)
-    assert ref.sum() > 0 and ref.sum() < ref.numel() * T  # neither silent nor saturated
+    assert ref.sum() > 0 and ref.min() < ref.max()  # neither silent nor saturated
+    if spike_fn is SingleSpike:
+        assert ref.sum() < ref.numel() * T
     for k, spikes in ref_layers.items():
         assert torch.equal(ours.spike_counts[str(k)], spikes), f"layer {k}"
     # the run-folder file: our metadata, same network again
     again, g2, m2 = load_nir_network(tmp_path / "run" / "model.nir")
-    assert m2.timesteps == T and m2.reset["1"] == ("subtract" if convention == "sinabs" else "zero")
+    assert m2.timesteps == T and m2.reset["1"] == ("subtract" if convention is None else "zero")
+    if convention is None:  # what NIR's IF cannot say travels in our metadata
+        assert m2.neurons["1"] == {"spike": "multi", "min_v": -1.0, "reset_at": "now"}
+        assert m2.neurons["7"]["min_v"] == -1.5 and m2.read_as.startswith("sinabs: detected")
+        assert ref.max() > T  # several spikes per step somewhere: the multi-spike path is exercised
+    else:
+        assert "1" not in m2.neurons and m2.read_as.startswith("nir: WARNING")
     assert "1" in m2.mapping and "dt = 1.0" in m2.mapping["1"]
     with torch.no_grad():
         assert torch.equal(again(x), ref)
     assert any("IF" in line for line in log)
 
 
-def test_sinabs_default_import_is_nir_reset_zero(tmp_path):
-    """Without a convention the NIR definition holds (reset to v_reset = 0): differs from a
-    MembraneSubtract sinabs net once a neuron overshoots, so the user must say --convention sinabs."""
+def test_sinabs_file_detected_else_nir_reset_zero(tmp_path):
+    """A file sinabs.to_nir wrote says so (index node names, IF with r = 1 per neuron): read as
+    sinabs runs it even without a convention. The same layers under other node names say nothing:
+    NIR's own definition holds (one spike, reset to v_reset = 0)."""
     net = _sinabs_convnet(MembraneSubtract())
     x = torch.rand(B, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     _write_sinabs_nir(net, tmp_path / "s.nir", x)
-    ours, _, meta = load_nir_network(tmp_path / "s.nir")
-    assert meta.reset_of("1") == "zero" and ours.layers["1"].reset == "zero"
+    ours, graph, meta = load_nir_network(tmp_path / "s.nir")
+    assert meta.convention == "sinabs" and meta.read_as.startswith("sinabs: detected")
+    n1 = ours.layers["1"]
+    assert n1.reset == "subtract" and n1.dynamics.spike == "multi" and n1.dynamics.min_v == -1.0
+    renamed = nir.NIRGraph({("n" + k if k.isdigit() else k): v for k, v in graph.nodes.items()},
+                           [tuple("n" + e if e.isdigit() else e for e in edge) for edge in graph.edges],
+                           type_check=False)
+    nir.write(str(tmp_path / "r.nir"), renamed)
+    plain, _, m2 = load_nir_network(tmp_path / "r.nir")
+    assert m2.convention == "nir" and m2.read_as.startswith("nir: default")
+    assert plain.layers["n1"].reset == "zero" and plain.layers["n1"].dynamics.is_default
 
 
 def test_sinabs_lif_exp_decay(tmp_path):
-    """sinabs LIF (α = exp(−1/τ), norm_input=False, MembraneReset) read with the sinabs convention and
-    reset 'zero': same spikes. (With MembraneSubtract they differ slightly: sinabs subtracts θ before
-    the decay, our HIRE-SNN neuron after it.)"""
+    """sinabs LIF as sinabs.from_nir builds it (α = exp(−1/τ), norm_input=False, MultiSpike,
+    MembraneSubtract: v_th subtracted right after the spike, before the next decay) read with the
+    sinabs convention: the same spikes, bit for bit."""
     torch.manual_seed(2)
     tau = torch.full((16,), 4.0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16, bias=False),
-                        sl.LIFSqueeze(tau_mem=tau, batch_size=B, spike_fn=SingleSpike, norm_input=False,
-                                      spike_threshold=torch.ones(16), reset_fn=MembraneReset()),
+                        sl.LIFSqueeze(tau_mem=tau, batch_size=B, norm_input=False, spike_threshold=torch.ones(16)),
                         nn.Linear(16, 10, bias=False),
-                        sl.IAFSqueeze(batch_size=B, spike_fn=SingleSpike, reset_fn=MembraneReset()))
+                        sl.IAFSqueeze(batch_size=B, min_v_mem=-1.0))
     with torch.no_grad():
         net[1].weight.normal_(0.03, 0.1)
         net[3].weight.normal_(0.1, 0.4)
     x = torch.rand(B, 1, 8, 8, generator=torch.Generator().manual_seed(3))
     _write_sinabs_nir(net, tmp_path / "l.nir", x)
     ref, _ = _sinabs_run(net, x)
-    ours, _, meta, _ = import_nir(tmp_path / "l.nir", timesteps=T, convention="sinabs", reset="zero")
+    ours, _, meta, lines = import_nir(tmp_path / "l.nir", timesteps=T, convention="sinabs")
     assert abs(float(ours.layers["2"].leak.detach()) - float(np.exp(-1 / 4.0))) < 1e-6
+    assert ours.layers["2"].dynamics.reset_at == "now" and ours.layers["2"].dynamics.min_v is None
     with torch.no_grad():
         assert torch.equal(ours(x), ref)
-    assert ref.sum() > 0
+    assert ref.sum() > 0 and any("read as sinabs: given by the user" in line for line in lines)
 
 
 # ------------------------------------------------------------------------------------ hand-made DAG
@@ -318,15 +345,15 @@ def test_read_nir_still_reports_missing(tmp_path):
 
 
 def test_trained_digits_model_via_sinabs(trained_snn, digits_data, tmp_path):
-    """The converted digits SNN rebuilt with sinabs layers (IAF, MembraneSubtract, SingleSpike; avg pool
+    """The converted digits SNN rebuilt with sinabs layers (IAF, MembraneSubtract, MultiSpike; avg pool
     as SumPool2d with the next weights / 4), exported by sinabs.to_nir, imported with the sinabs
     convention: identical logits and spike counts as sinabs' own simulation on the test set."""
     L = trained_snn.layers
     Tn, n = trained_snn.timesteps, len(digits_data.x_test)
 
-    def iaf(name):
-        return sl.IAFSqueeze(batch_size=n, spike_fn=SingleSpike, reset_fn=MembraneSubtract(),
-                             spike_threshold=L[name].threshold.detach().clone())
+    def iaf(name):  # as sinabs.from_nir builds an IF (sinabs/nir.py:87-92): MultiSpike, floor −v_th
+        th = L[name].threshold.detach().clone()
+        return sl.IAFSqueeze(batch_size=n, reset_fn=MembraneSubtract(), spike_threshold=th, min_v_mem=-th)
 
     conv2 = nn.Conv2d(16, 32, 3, padding=1, bias=False)
     conv2.weight.data = L["conv2"].weight.detach() / 4

@@ -74,3 +74,30 @@ def test_unsupported_node_named(tmp_path):
     nir.write(tmp_path / "w.nir", g)
     with pytest.raises(UnsupportedLayerError, match="weird.*Delay"):
         load_nir_network(tmp_path / "w.nir")
+
+
+def test_neuron_strategies_survive_the_roundtrip(tmp_path):
+    """Multi-spike, a membrane floor and reset timing are not NIR fields: our metadata carries them."""
+    from torch import nn
+
+    from neurodeploy.snn.network import SpikingNetwork
+    from neurodeploy.snn.neuron import NeuronSpec, SpikingNeuron
+
+    torch.manual_seed(0)
+    fc1, fc2 = nn.Linear(6, 5), nn.Linear(5, 3)
+    sinabs_like = NeuronSpec(threshold=0.8, spike="multi", min_v=-0.8, reset_at="now")
+    net = SpikingNetwork([("fc1", fc1), ("sn1", SpikingNeuron(sinabs_like)), ("fc2", fc2),
+                          ("sn2", SpikingNeuron(NeuronSpec(leak=0.9)))], 6, "direct", "count", (6,))
+    meta = DeployMeta(timesteps=6, input_shape=[6])
+    g = to_nir(net, meta)
+    assert meta.neurons == {"sn1": {"spike": "multi", "min_v": -0.8, "reset_at": "now"}}  # sn2 is the default
+    nir.write(tmp_path / "s.nir", g)
+    again, _, m2 = load_nir_network(tmp_path / "s.nir")
+    assert again.layers["sn1"].dynamics == net.layers["sn1"].dynamics and again.layers["sn2"].dynamics.is_default
+    x = torch.randn(32, 6) * 4
+    net.record = again.record = True
+    with torch.no_grad():
+        assert torch.equal(again(x), net(x))
+    for k in ("sn1", "sn2"):
+        assert torch.equal(again.spike_counts[k], net.spike_counts[k])
+    assert net.spike_counts["sn1"].max() > 6 * 5  # more than one spike per neuron and step somewhere

@@ -179,3 +179,16 @@ def test_bias_becomes_a_per_neuron_bias_mantissa():
     assert np.abs(first.bias - expect).max() <= 0.5 + 1e-9
     assert any("bias mantissa" in ln for ln in lines)
     assert prog.layers[-1].readout and prog.readout == "potential"
+
+
+def test_multi_spike_neuron_is_lowered_to_single_spike_with_a_log_line():
+    """Loihi CUBA emits at most one spike per step: a multi-spike source neuron (and its floor) is a
+    logged lowering, never accepted silently."""
+    multi = SpikingNeuron(NeuronSpec(threshold=0.5, spike="multi", min_v=-0.5, reset_at="now"))
+    net = SpikingNetwork([("fc1", nn.Linear(6, 5, bias=False)), ("sn1", multi),
+                          ("fc2", nn.Linear(5, 3, bias=False))], 4, "direct", "sum", (6,))
+    lines: list[str] = []
+    lower_network(net, 4, {}, lines.append)
+    text = "\n".join(lines)
+    assert "sn1: multi-spike neuron in the source" in text and "single spike on Loihi" in text
+    assert "sn1: membrane floor -0.5 of the source dropped" in text

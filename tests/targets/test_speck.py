@@ -293,3 +293,21 @@ def test_potential_readout_reads_the_summed_logits(speck):
         ref = net(torch.round(x * 64) / 64).numpy()  # the source on the same (rounded) input
     assert out.info["readout_spikes_mean"] > 0
     np.testing.assert_allclose(out.logits, ref, atol=0.01 * np.abs(ref).max())
+
+
+def test_neuron_strategies_reach_the_lowering(speck):
+    """A multi-spike neuron with a membrane floor (sinabs' reading) keeps both on Speck (sinabs IAF is
+    MultiSpike; the floor becomes threshold_low); a single-spike neuron is logged as a difference."""
+    torch.manual_seed(0)
+    multi = SpikingNeuron(NeuronSpec(threshold=0.5, spike="multi", min_v=-0.5, reset_at="now"))
+    layers = [("conv1", nn.Conv2d(1, 4, 3, padding=1, bias=False)), ("sn1", multi), ("flatten", nn.Flatten()),
+              ("fc", nn.Linear(64, 10, bias=False)), ("sn2", _neuron(0.7))]
+    graph, meta, _ = _graph(layers, (1, 4, 4))
+    dep = speck.compile(graph, meta, options={"input_spikes": "graded", "seed": 0})
+    text = "\n".join(dep.lowering)
+    assert "sn1: multi-spike neuron" in text and "sn1: membrane floor -0.5 kept" in text
+    assert "sn2: the source emits at most one spike per step" in text
+    d = dep.info["discretisation"]["conv1+sn1"]
+    assert d["threshold_low_int"] == -d["threshold_int"]  # floor −θ, on the integer grid
+    d2 = dep.info["discretisation"]["fc+sn2"]  # no floor in the source: as deep as 16 bits allow
+    assert d2["threshold_low_int"] < -10 * d2["threshold_int"]

@@ -377,6 +377,12 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
             if reset == "subtract":
                 log_line(f"{neuron_name}: reset by subtraction in the source -> reset to zero on Loihi "
                          f"(residual charge above threshold is lost)")
+            dyn = getattr(net.layers[neuron_name], "dynamics", None)
+            if dyn is not None and dyn.spike == "multi":
+                log_line(f"{neuron_name}: multi-spike neuron in the source (⌊v/θ⌋ spikes per step) -> single spike "
+                         f"on Loihi (at most one per step; the charge above θ is lost with the reset to zero)")
+            if dyn is not None and dyn.min_v is not None:
+                log_line(f"{neuron_name}: membrane floor {dyn.min_v:.4g} of the source dropped (Loihi CUBA has none)")
             prev_neuron = neuron_name
         if layer.input_neuron is not None and sname in fan:
             layer.fanout = fan[sname].reshape(-1).double().numpy()
