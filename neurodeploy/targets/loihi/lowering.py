@@ -56,6 +56,7 @@ from ...ir.metadata import DeployMeta
 from ...measure.ops import fanout_maps
 from ...snn.network import SpikingNetwork, TimeDropout
 from ...snn.neuron import SpikingNeuron
+from .event_input import EventStats, check_options, coding_line, event_spikes, payload_cap
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class LoihiLayer:
     input_neuron: str | None = None  # NIR neuron feeding it (None: the network input)
     fanout: np.ndarray | None = None  # real fan-out of each input neuron/pixel into this synapse, flat
     pre_pool: tuple[int, int] | None = None  # conv folded from sum-pool k (=stride) + conv: weights tiled k x k
+    multi_spike: bool = False  # the source neuron emits several spikes per step (sinabs MultiSpike)
 
     @property
     def n_in(self) -> int:
@@ -134,23 +136,30 @@ class LoihiProgram:
     layers: list[LoihiLayer]
     input_shape: tuple[int, ...]
     timesteps: int
-    input_spikes: str  # rate | graded
+    input_spikes: str  # rate | graded (image input)
     graded_bits: int
     seed: int
     readout: str  # 'potential' (non-firing readout layer) | 'count' (last layer's spikes)
     info: dict[str, Any] = field(default_factory=dict)
+    events: str = ""  # event-frame input: 'graded' | 'binary' (see .event_input); '' for images
+    event_bits: int = 4  # graded event payload width
 
     @property
     def input_message_bits(self) -> int:
+        if self.events:
+            return self.event_bits if self.events == "graded" else 0
         return self.graded_bits if self.input_spikes == "graded" else 0
 
-    def encode(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        """Input spikes ``[T, B, n_in]`` (int64) for images ``x`` in [0, 1].
+    def encode(self, x: torch.Tensor, offset: int = 0, stats: EventStats | None = None) -> torch.Tensor:
+        """Input spikes ``[T, B, n_in]`` (int64) for images ``x`` in [0, 1] or event frames ``[B, T, ...]``.
 
         rate: s[t] ~ Bernoulli(x), one generator seeded by ``seed`` and the sample index, so a
         sample gets the same spikes in every target and batch; graded: s[t] = round(x·(2^g − 1))
-        at every step (a g-bit graded spike; zero means no spike).
+        at every step (a g-bit graded spike; zero means no spike); event frames:
+        :func:`.event_input.event_spikes` (``stats`` accumulates the events clipped).
         """
+        if self.events:
+            return event_spikes(x, self.timesteps, self.events, self.event_bits, stats)
         x = x.detach().float().reshape(x.shape[0], -1).clamp(0.0, 1.0)
         T, B = self.timesteps, x.shape[0]
         if self.input_spikes == "graded":
@@ -249,12 +258,15 @@ def _fold_group(group: list[tuple[str, nn.Module]], in_shape: tuple[int, ...],
     return sname, [n for n in names if n != sname], "dense", wm, {}, out_shape, bias
 
 
-def _scale(w: np.ndarray, kind: str, theta: float, q_in: float, bias: np.ndarray | None) -> tuple[float, str]:
+def _scale(w: np.ndarray, kind: str, theta: float, q_in: float, bias: np.ndarray | None,
+           q_max: float | None = None) -> tuple[float, str]:
     """The largest σ with 8-bit weights, a 17-bit threshold and |a| < 2^17 in the worst case.
 
-    σ = min(254 / max|w|, 0.95·2^17 / (max_i Σ_j |w_ij| · Q), 0.95·(2^17 − 1) / (θ·Q), 4095 / (max|b|·Q));
-    returns σ and the name of the bound that binds.
+    σ = min(254 / max|w|, 0.95·2^17 / (max_i Σ_j |w_ij| · M), 0.95·(2^17 − 1) / (θ·Q), 4095 / (max|b|·Q))
+    with Q the integer units of one input unit and M the largest input message (default Q; for
+    event counts Q = 1 and M = the payload cap); returns σ and the name of the bound that binds.
     """
+    q_max = q_in if q_max is None else q_max
     wmax = float(np.abs(w).max()) if w.size else 0.0
     if wmax == 0.0:
         return 1.0, "all weights are zero"
@@ -263,7 +275,7 @@ def _scale(w: np.ndarray, kind: str, theta: float, q_in: float, bias: np.ndarray
         fan = float(np.abs(w).sum(axis=(1, 2, 3)).max())
     else:
         fan = float(np.abs(w).sum(axis=1).max())
-    bounds["|a| < 2^17 (all inputs active)"] = HEADROOM * A_MAX / (fan * q_in)
+    bounds["|a| < 2^17 (all inputs active)"] = HEADROOM * A_MAX / (fan * q_max)
     if np.isfinite(theta):
         bounds["17-bit threshold"] = HEADROOM * VTH_MAX / (theta * q_in)
     if bias is not None and np.abs(bias).max() > 0:
@@ -278,18 +290,26 @@ def quantize(w: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def lower_network(net: SpikingNetwork, timesteps: int, options: dict[str, Any], log_line: Callable[[str], None],
-                  fanouts: dict[str, torch.Tensor] | None = None) -> LoihiProgram:
-    """Lower a sequential float :class:`SpikingNetwork` (as rebuilt from NIR) to a :class:`LoihiProgram`."""
+                  fanouts: dict[str, torch.Tensor] | None = None, multi_spike: frozenset[str] = frozenset()
+                  ) -> LoihiProgram:
+    """Lower a sequential float :class:`SpikingNetwork` (as rebuilt from NIR) to a :class:`LoihiProgram`.
+
+    ``multi_spike`` names the neuron layers whose source emits several spikes per step (sinabs'
+    MultiSpike); Loihi emits one, which is logged per layer.
+    """
     input_spikes = options.get("input_spikes", "rate")
     if input_spikes not in ("rate", "graded"):
         raise TargetError(f"options['input_spikes'] = {input_spikes!r}; choose rate or graded")
     graded_bits = int(options.get("graded_bits", 8))
     seed = int(options.get("seed", 0))
-    if net.encoding == "events":
-        raise TargetError("the loihi lowering takes image inputs (direct or rate coding); event input is not "
-                          "supported yet")
+    events = str(options.get("event_spikes", "graded")) if net.encoding == "events" else ""
+    event_bits = int(options.get("event_bits", 4))
+    if events:
+        check_options(events, event_bits)
     shape = tuple(net.input_shape)
-    if input_spikes == "graded":
+    if events:
+        log_line(coding_line(events, event_bits, shape, timesteps))
+    elif input_spikes == "graded":
         log_line(f"input: the direct analog input is sent as {graded_bits}-bit graded spikes "
                  f"q = round(x·{(1 << graded_bits) - 1}) at each of the T={timesteps} steps (first-layer "
                  f"threshold scaled by the same factor)")
@@ -313,7 +333,8 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: dict[str, Any], 
         nonlocal cur_shape, prev_neuron
         sname, folded, kind, w, conv, out_shape, bias = _fold_group(group, cur_shape, log_line)
         first = not layers
-        q_in = float((1 << graded_bits) - 1) if (first and input_spikes == "graded") else 1.0
+        q_in = float((1 << graded_bits) - 1) if (first and input_spikes == "graded" and not events) else 1.0
+        q_max = float(payload_cap(events, event_bits)) if (first and events) else q_in
         readout = neuron is None
         if readout:
             theta, lam = float("inf"), 1.0
@@ -334,7 +355,7 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: dict[str, Any], 
                 theta = 1.0
             else:
                 theta = float(th[0])
-        sigma, why = _scale(w, kind, theta, q_in, bias)
+        sigma, why = _scale(w, kind, theta, q_in, bias, q_max)
         wq = quantize(w, sigma)
         bq = None
         if bias is not None:
@@ -369,6 +390,12 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: dict[str, Any], 
             if reset == "subtract":
                 log_line(f"{neuron_name}: reset by subtraction in the source -> reset to zero on Loihi "
                          f"(residual charge above threshold is lost)")
+            if neuron_name in multi_spike:
+                layer.multi_spike = True
+                log_line(f"{neuron_name}: multi-spike neuron in the source (sinabs MultiSpike: ⌊v/θ⌋ spikes per "
+                         f"step where v ≥ θ, v −= spikes·θ, membrane floor min_v_mem = −θ) -> one spike per step on "
+                         f"Loihi (v > θ, then v = 0; no floor, v saturates at ±2^23): spike trains differ in every "
+                         f"step with v ≥ 2θ (the loihi-emu run counts those steps), at v = θ exactly, and below −θ")
             prev_neuron = neuron_name
         if layer.input_neuron is not None and sname in fan:
             layer.fanout = fan[sname].reshape(-1).double().numpy()
@@ -393,7 +420,8 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: dict[str, Any], 
         log_line(f"readout: spike count of the last neuron layer {layers[-1].name} summed over T")
     log_line(f"latency: Lava adds one step per layer ({len(layers)} layers); samples are fed back to back with "
              f"netx reset_interval=T={timesteps}, reset_offset=1, so each layer sees each sample's T steps")
-    return LoihiProgram(layers, shape, timesteps, input_spikes, graded_bits, seed, readout)
+    return LoihiProgram(layers, shape, timesteps, input_spikes, graded_bits, seed, readout, events=events,
+                        event_bits=event_bits)
 
 
 def _input_fanout(group: list[tuple[str, nn.Module]], in_shape: tuple[int, ...]) -> np.ndarray:
@@ -418,6 +446,7 @@ def _input_fanout(group: list[tuple[str, nn.Module]], in_shape: tuple[int, ...])
 def lower(graph: nir.NIRGraph, meta: DeployMeta, options: dict[str, Any] | None,
           log_line: Callable[[str], None]) -> tuple[LoihiProgram, SpikingNetwork]:
     """Lower a NIR graph: rebuild the float network from the graph, then :func:`lower_network`."""
+    notes = dict(meta.mapping)  # how the importer read each node (from_nir rewrites the mapping)
     net = from_nir(graph, meta)
     if not isinstance(net, SpikingNetwork):
         outs: dict[str, int] = {}
@@ -432,4 +461,13 @@ def lower(graph: nir.NIRGraph, meta: DeployMeta, options: dict[str, Any] | None,
             "chains only: netx cannot load a residual add, and the lava-nc process-graph builder for residual "
             "(SEW) networks is not implemented yet")
     net.eval()
-    return lower_network(net, meta.timesteps, dict(options or {}), log_line), net
+    multi = frozenset(n for n, m in net.layers.items() if isinstance(m, SpikingNeuron)
+                      and _multi_spike_source(m, notes.get(n, "")))
+    return lower_network(net, meta.timesteps, dict(options or {}), log_line, multi_spike=multi), net
+
+
+def _multi_spike_source(neuron: SpikingNeuron, note: str) -> bool:
+    """Whether the source runs this neuron with several spikes per step: the neuron says so
+    (``multi_spike``), or it was imported with sinabs' conventions (sinabs' IAF/LIF default spike
+    function is MultiSpike, ``sinabs/layers/iaf.py``; ``sinabs/activation/spike_generation.py``)."""
+    return bool(getattr(neuron, "multi_spike", False)) or "(sinabs)" in note or "exp(−dt/τ)" in note
