@@ -45,7 +45,8 @@ def cuba(a: torch.Tensor, layer: LoihiLayer, active: torch.Tensor | None = None,
     """
     T = a.shape[0]
     du, dv = DECAY - layer.i_decay, DECAY - layer.v_decay  # decay multipliers (4096 = no decay)
-    if du == 0 and bool((a.abs() < (U_MAX >> 6)).all()):
+    lo, hi = torch.aminmax(a) if a.numel() else (torch.tensor(0), torch.tensor(0))  # one pass, no |a| copy
+    if du == 0 and int(hi) < (U_MAX >> 6) and int(lo) > -(U_MAX >> 6):
         dtype = torch.int32 if dv in (0, DECAY) else torch.int64
         u_all = a.to(dtype) << 6  # current = this step's input, no 24-bit wrap possible
         direct = True
@@ -124,7 +125,9 @@ def emulate(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False) -
             break
         act = torch.zeros(B, dtype=torch.int64, device=spikes.device)
         over = torch.zeros(B, dtype=torch.int64, device=spikes.device) if layer.multi_spike else None
-        s = cuba(a.round().to(torch.int32 if bool(a.abs().max() < 2 ** 30) else torch.int64), layer, act, over)
+        a = a.round_()
+        lo, hi = torch.aminmax(a) if a.numel() else (torch.tensor(0.0), torch.tensor(0.0))
+        s = cuba(a.to(torch.int32 if max(-float(lo), float(hi)) < 2 ** 30 else torch.int64), layer, act, over)
         res["active"][layer.name] = act
         if over is not None:
             res["over_2theta"][layer.name] = over
