@@ -18,6 +18,10 @@ Mapping of our neuron (u ← λ·u + I − v_th·s, spike when u > v_th):
   spike's full scale for the first layer); σ is the largest factor that keeps the weights in 8 bits,
   the threshold in 17 bits and |a| < 2^17 (so that a << 6 fits the 24-bit current);
 - reset to zero (Loihi) where the source subtracts the threshold (logged: an accuracy cost);
+- one spike per step where the source emits several (sinabs' MultiSpike; logged per layer,
+  the emulator counts the steps with v ≥ 2θ);
+- event frames (counts) become graded input spikes with the count as payload (≤ 2^event_bits − 1,
+  Q = 1) or binary spikes (:mod:`.event_input`; the clipped events are measured per run);
 - average/sum pooling (netx has none) folded into the next synaptic layer: for stride = size a
   conv with kernel k·s, stride s·stride, padding s·padding and weights w/k² (exact); otherwise a
   strided depthwise conv composed with the next layer into one dense matrix (exact: both linear);
