@@ -56,7 +56,8 @@ def _layer_scales(net: SpikingNetwork, options: Any) -> dict[str, dict[str, floa
     out: dict[str, dict[str, float]] = {}
     for layer in program.layers:
         q_in = float((1 << program.graded_bits) - 1) if (layer.input_neuron is None
-                                                         and program.input_spikes == "graded") else 1.0
+                                                         and program.input_spikes == "graded"
+                                                         and not program.events) else 1.0  # events: Q = 1
         sigma = layer.scale / q_in
         f = 1.0
         for n in layer.folded:

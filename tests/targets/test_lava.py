@@ -156,3 +156,45 @@ def test_lava_worker_failure_becomes_simulation_error(digits_nir, digits_data, f
         target.run(dep, digits_data.x_test[:8])
     assert time.time() - t0 < 120  # found by the stall watchdog, long before timeout_s
     assert target.last_pgid is not None and group_members(target.last_pgid) == []
+
+
+@pytest.mark.lava
+@pytest.mark.slow  # ~40 s alone (netx builds 5 layers of 8 block-diagonal copies; Lava import), ~90 s on a busy machine
+@needs_lava
+def test_cnn_sinabs_event_input_lava_equals_emulator_spike_for_spike(capsys):
+    """The NIR paper's N-MNIST CNN (sinabs) on event frames: Lava equals loihi-emu per layer, per sample, per step."""
+    from pathlib import Path
+
+    import torch
+
+    from neurodeploy.ir.importer import import_nir
+
+    path = Path(__file__).parent.parent / "data" / "external" / "cnn_sinabs.nir"
+    _, graph, meta, _ = import_nir(path, timesteps=8, encoding="events", convention="sinabs")
+    x = torch.poisson(torch.full((8, 8, 2, 34, 34), 0.05), generator=torch.Generator().manual_seed(1))
+    x[0, 1, 0, 16, 16] = 19.0  # 4 events above the 15 payload cap
+    target = get_target("lava")
+    dep = target.compile(graph, meta, options={"copies": 8, "record_raster": 8, "timeout_s": 600})
+    out = target.run(dep, x)
+    program = dep.artifact
+    ref = emulate(program, program.encode(x), raster=True)
+    assert set(out.info["raster"]) == {"1", "3", "6", "10", "12"}
+    for name, lava_raster in out.info["raster"].items():
+        emu_raster = ref["raster"][name].numpy()
+        assert lava_raster.shape == emu_raster.shape == (8, 8, lava_raster.shape[2])
+        assert int((lava_raster != emu_raster).sum()) == 0, name
+        assert (out.layer_spikes[name] == ref["spikes"][name].numpy()).all(), name
+    assert out.info["raster"]["6"].sum() > 0
+    assert (np.asarray(out.info["integer_logits"]) == ref["logits"].numpy()).all()  # last layer's counts
+    assert out.info["event_input"]["clipped"] == 4
+    assert any("4 of" in ln and "events clipped" in ln for ln in dep.lowering)
+    emu = get_target("loihi-emu")
+    eo = emu.run(emu.compile(graph, meta), x)
+    assert (eo.predictions == out.predictions).all()
+    src = get_target("torch")
+    so = src.run(src.compile(graph, meta), x)
+    with capsys.disabled():
+        print(f"\ncnn_sinabs on lava: {int(out.info['raster']['1'].sum())} layer-1 spikes equal to loihi-emu; "
+              f"prediction agreement with torch {float((so.predictions == out.predictions).mean()):.3f} (8 samples), "
+              f"{out.info['wall_s']:.1f} s wall")
+    assert group_members(target.last_pgid) == []

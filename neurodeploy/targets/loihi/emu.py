@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from ...ir.metadata import DeployMeta
 from ...recipe import Profile
 from ..base import Deployment, Outputs, Target, register_target
+from .event_input import EventStats, payload_cap, stats_line
 from .lowering import DECAY_UNITY as DECAY
 from .lowering import LoihiLayer, LoihiProgram, lower
 from .options import LoihiOptions
@@ -36,15 +37,19 @@ log = logging.getLogger(__name__)
 U_MAX = 1 << 23  # 24-bit state
 
 
-def cuba(a: torch.Tensor, layer: LoihiLayer, active: torch.Tensor | None = None) -> torch.Tensor:
+def cuba(a: torch.Tensor, layer: LoihiLayer, active: torch.Tensor | None = None,
+         over: torch.Tensor | None = None) -> torch.Tensor:
     """Fixed-point CUBA over a whole input sequence ``a`` ``[T, B, n]`` (int64) -> spikes ``[T, B, n]`` (bool).
 
     ``active`` (``[B]`` int64, optional) accumulates the active neuron updates: neuron-steps whose
     current or voltage is non-zero (Davies et al. 2018 price active and idle updates differently).
+    ``over`` (``[B]`` int64, optional) accumulates the neuron-steps with v ≥ 2·(vThMant << 6) before
+    the reset: where a multi-spike source neuron (sinabs) would have emitted two or more spikes.
     """
     T = a.shape[0]
     du, dv = DECAY - layer.i_decay, DECAY - layer.v_decay  # decay multipliers (4096 = no decay)
-    if du == 0 and bool((a.abs() < (U_MAX >> 6)).all()):
+    lo, hi = torch.aminmax(a) if a.numel() else (torch.tensor(0), torch.tensor(0))  # one pass, no |a| copy
+    if du == 0 and int(hi) < (U_MAX >> 6) and int(lo) > -(U_MAX >> 6):
         dtype = torch.int32 if dv in (0, DECAY) else torch.int64
         u_all = a.to(dtype) << 6  # current = this step's input, no 24-bit wrap possible
         direct = True
@@ -57,7 +62,7 @@ def cuba(a: torch.Tensor, layer: LoihiLayer, active: torch.Tensor | None = None)
     vth = layer.vth << 6
     out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
     with _one_thread():
-        _cuba_loop(T, u_all, u, v, bias, vth, du, dv, direct, out, active)
+        _cuba_loop(T, u_all, u, v, bias, vth, du, dv, direct, out, active, over)
     return out
 
 
@@ -72,7 +77,7 @@ def _one_thread():
         torch.set_num_threads(n)
 
 
-def _cuba_loop(T, u_all, u, v, bias, vth, du, dv, direct, out, active) -> None:  # noqa: ANN001
+def _cuba_loop(T, u_all, u, v, bias, vth, du, dv, direct, out, active, over) -> None:  # noqa: ANN001
     for t in range(T):
         if direct:
             u = u_all[t]
@@ -93,6 +98,8 @@ def _cuba_loop(T, u_all, u, v, bias, vth, du, dv, direct, out, active) -> None: 
         v.clamp_(-U_MAX + 1, U_MAX - 1)
         if active is not None:
             active += torch.count_nonzero((u | v).flatten(1), dim=1)
+        if over is not None:
+            over += torch.count_nonzero((v >= 2 * vth).flatten(1), dim=1)
         s = v > vth
         v.masked_fill_(s, 0)
         out[t] = s
@@ -103,11 +110,12 @@ def emulate(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False) -
     """Run the program on input spikes ``[T, B, n_in]``.
 
     Returns ``{'spikes': {layer: [B] spike counts}, 'maps': {layer: [B, n] counts per neuron},
-    'logits': [B, classes] integer readout, 'raster': {layer: [T, B, n] bool} (if asked)}``.
+    'logits': [B, classes] integer readout, 'raster': {layer: [T, B, n] bool} (if asked),
+    'over_2theta': {multi-spike layer: [B] neuron-steps with v ≥ 2θ}}``.
     """
     T, B = spikes.shape[:2]
     h = spikes.to(torch.float32)  # exact: the lowering keeps every |partial sum| < 2^17 < 2^24
-    res: dict[str, Any] = {"spikes": {}, "maps": {}, "raster": {}, "active": {}}
+    res: dict[str, Any] = {"spikes": {}, "maps": {}, "raster": {}, "active": {}, "over_2theta": {}}
     for layer in program.layers:
         a = layer.apply(h.reshape(T * B, -1)).reshape(T, B, -1)
         if layer.readout:
@@ -117,8 +125,13 @@ def emulate(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False) -
             res["logits"] = v[-1]
             break
         act = torch.zeros(B, dtype=torch.int64, device=spikes.device)
-        s = cuba(a.round().to(torch.int32 if bool(a.abs().max() < 2 ** 30) else torch.int64), layer, act)
+        over = torch.zeros(B, dtype=torch.int64, device=spikes.device) if layer.multi_spike else None
+        a = a.round_()
+        lo, hi = torch.aminmax(a) if a.numel() else (torch.tensor(0.0), torch.tensor(0.0))
+        s = cuba(a.to(torch.int32 if max(-float(lo), float(hi)) < 2 ** 30 else torch.int64), layer, act, over)
         res["active"][layer.name] = act
+        if over is not None:
+            res["over_2theta"][layer.name] = over
         m = s.sum(0)
         res["maps"][layer.name] = m
         res["spikes"][layer.name] = m.sum(1)
@@ -180,17 +193,21 @@ class LoihiEmuTarget(Target):
         program, net = lower(graph, meta, opts, dep.log)
         dep.artifact = program
         given = opts.explicit()
-        dep.info.update({"options": {k: given[k] for k in ("input_spikes", "seed") if k in given},
+        dep.info.update({"options": {k: given[k] for k in ("input_spikes", "seed", "event_spikes", "event_bits")
+                                     if k in given},
                          "layers": [_layer_info(layer) for layer in program.layers]})
         return dep
 
     def run(self, deployment: Deployment, x: torch.Tensor, batch_size: int = 256, progress: bool = False) -> Outputs:
         program: LoihiProgram = deployment.artifact
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        preds, logits, spikes, synops, active = [], [], {}, {}, {}
+        preds, logits, spikes, synops, active, over = [], [], {}, {}, {}, {}
+        stats = EventStats()
         for i in tqdm(range(0, len(x), batch_size), desc="loihi-emu", disable=not progress, leave=False):
-            s_in = program.encode(x[i:i + batch_size], offset=i).to(device)
+            s_in = program.encode(x[i:i + batch_size], offset=i, stats=stats).to(device)
             res = emulate(program, s_in)
+            for k, v in res["over_2theta"].items():
+                over[k] = over.get(k, 0) + int(v.sum())
             lg = res["logits"].cpu().numpy()
             logits.append(lg)
             preds.append(lg.argmax(1))
@@ -202,10 +219,26 @@ class LoihiEmuTarget(Target):
                 active.setdefault(k, []).append(v.cpu().numpy().astype(np.float64))
         cat = lambda d: {k: np.concatenate(v) for k, v in d.items()}  # noqa: E731
         lg = np.concatenate(logits)
+        info = {"integer_logits": lg.tolist(), "timesteps": program.timesteps,
+                "neuron_updates_active": {k: v.tolist() for k, v in cat(active).items()}}
+        log_event_stats(deployment, program, stats, info)
+        if over:
+            steps = {layer.name: layer.n_out * program.timesteps * len(x) for layer in program.layers}
+            info["multi_spike_steps"] = over
+            deployment.log("multi-spike source neurons (measured on %d samples): neuron-steps with v ≥ 2θ on Loihi, "
+                           "where the source emits ≥ 2 spikes and Loihi one: %s" % (len(x), ", ".join(
+                               f"{k} {v} of {steps[k]}" for k, v in over.items())))
         return Outputs(np.concatenate(preds), logits_to_float(program, lg), cat(spikes), cat(synops),
-                       neuron_updates(program, len(x)),
-                       info={"integer_logits": lg.tolist(), "timesteps": program.timesteps,
-                             "neuron_updates_active": {k: v.tolist() for k, v in cat(active).items()}})
+                       neuron_updates(program, len(x)), info=info)
+
+
+def log_event_stats(deployment: Deployment, program: LoihiProgram, stats: EventStats, info: dict) -> None:
+    """Event input: the measured clipping of this run as a lowering line and ``info['event_input']``."""
+    if program.events:
+        info["event_input"] = {"event_spikes": program.events, "payload_max": payload_cap(program.events,
+                                                                                          program.event_bits),
+                               **stats.as_dict()}
+        deployment.log(stats_line(stats, program.events, program.event_bits))
 
 
 def _layer_info(layer: LoihiLayer) -> dict[str, Any]:

@@ -18,6 +18,10 @@ Mapping of our neuron (u ← λ·u + I − v_th·s, spike when u > v_th):
   spike's full scale for the first layer); σ is the largest factor that keeps the weights in 8 bits,
   the threshold in 17 bits and |a| < 2^17 (so that a << 6 fits the 24-bit current);
 - reset to zero (Loihi) where the source subtracts the threshold (logged: an accuracy cost);
+- one spike per step where the source emits several (sinabs' MultiSpike; logged per layer,
+  the emulator counts the steps with v ≥ 2θ);
+- event frames (counts) become graded input spikes with the count as payload (≤ 2^event_bits − 1,
+  Q = 1) or binary spikes (:mod:`.event_input`; the clipped events are measured per run);
 - average/sum pooling (netx has none) folded into the next synaptic layer: for stride = size a
   conv with kernel k·s, stride s·stride, padding s·padding and weights w/k² (exact); otherwise a
   strided depthwise conv composed with the next layer into one dense matrix (exact: both linear);
@@ -58,6 +62,7 @@ from ...ir.metadata import DeployMeta
 from ...measure.ops import fanout_maps
 from ...snn.network import SpikingNetwork, TimeDropout
 from ...snn.neuron import SpikingNeuron
+from .event_input import EventStats, check_options, coding_line, event_spikes, payload_cap
 from .options import LoihiOptions
 
 log = logging.getLogger(__name__)
@@ -92,6 +97,7 @@ class LoihiLayer:
     input_neuron: str | None = None  # NIR neuron feeding it (None: the network input)
     fanout: np.ndarray | None = None  # real fan-out of each input neuron/pixel into this synapse, flat
     pre_pool: tuple[int, int] | None = None  # conv folded from sum-pool k (=stride) + conv: weights tiled k x k
+    multi_spike: bool = False  # the source neuron emits several spikes per step (sinabs MultiSpike)
 
     @property
     def n_in(self) -> int:
@@ -137,23 +143,30 @@ class LoihiProgram:
     layers: list[LoihiLayer]
     input_shape: tuple[int, ...]
     timesteps: int
-    input_spikes: str  # rate | graded
+    input_spikes: str  # rate | graded (image input)
     graded_bits: int
     seed: int
     readout: str  # 'potential' (non-firing readout layer) | 'count' (last layer's spikes)
     info: dict[str, Any] = field(default_factory=dict)
+    events: str = ""  # event-frame input: 'graded' | 'binary' (see .event_input); '' for images
+    event_bits: int = 4  # graded event payload width
 
     @property
     def input_message_bits(self) -> int:
+        if self.events:
+            return self.event_bits if self.events == "graded" else 0
         return self.graded_bits if self.input_spikes == "graded" else 0
 
-    def encode(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        """Input spikes ``[T, B, n_in]`` (int64) for images ``x`` in [0, 1].
+    def encode(self, x: torch.Tensor, offset: int = 0, stats: EventStats | None = None) -> torch.Tensor:
+        """Input spikes ``[T, B, n_in]`` (int64) for images ``x`` in [0, 1] or event frames ``[B, T, ...]``.
 
         rate: s[t] ~ Bernoulli(x), one generator seeded by ``seed`` and the sample index, so a
         sample gets the same spikes in every target and batch; graded: s[t] = round(x·(2^g − 1))
-        at every step (a g-bit graded spike; zero means no spike).
+        at every step (a g-bit graded spike; zero means no spike); event frames:
+        :func:`.event_input.event_spikes` (``stats`` accumulates the events clipped).
         """
+        if self.events:
+            return event_spikes(x, self.timesteps, self.events, self.event_bits, stats)
         x = x.detach().float().reshape(x.shape[0], -1).clamp(0.0, 1.0)
         T, B = self.timesteps, x.shape[0]
         if self.input_spikes == "graded":
@@ -252,12 +265,15 @@ def _fold_group(group: list[tuple[str, nn.Module]], in_shape: tuple[int, ...],
     return sname, [n for n in names if n != sname], "dense", wm, {}, out_shape, bias
 
 
-def _scale(w: np.ndarray, kind: str, theta: float, q_in: float, bias: np.ndarray | None) -> tuple[float, str]:
+def _scale(w: np.ndarray, kind: str, theta: float, q_in: float, bias: np.ndarray | None,
+           q_max: float | None = None) -> tuple[float, str]:
     """The largest σ with 8-bit weights, a 17-bit threshold and |a| < 2^17 in the worst case.
 
-    σ = min(254 / max|w|, 0.95·2^17 / (max_i Σ_j |w_ij| · Q), 0.95·(2^17 − 1) / (θ·Q), 4095 / (max|b|·Q));
-    returns σ and the name of the bound that binds.
+    σ = min(254 / max|w|, 0.95·2^17 / (max_i Σ_j |w_ij| · M), 0.95·(2^17 − 1) / (θ·Q), 4095 / (max|b|·Q))
+    with Q the integer units of one input unit and M the largest input message (default Q; for
+    event counts Q = 1 and M = the payload cap); returns σ and the name of the bound that binds.
     """
+    q_max = q_in if q_max is None else q_max
     wmax = float(np.abs(w).max()) if w.size else 0.0
     if wmax == 0.0:
         return 1.0, "all weights are zero"
@@ -266,7 +282,7 @@ def _scale(w: np.ndarray, kind: str, theta: float, q_in: float, bias: np.ndarray
         fan = float(np.abs(w).sum(axis=(1, 2, 3)).max())
     else:
         fan = float(np.abs(w).sum(axis=1).max())
-    bounds["|a| < 2^17 (all inputs active)"] = HEADROOM * A_MAX / (fan * q_in)
+    bounds["|a| < 2^17 (all inputs active)"] = HEADROOM * A_MAX / (fan * q_max)
     if np.isfinite(theta):
         bounds["17-bit threshold"] = HEADROOM * VTH_MAX / (theta * q_in)
     if bias is not None and np.abs(bias).max() > 0:
@@ -285,7 +301,9 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
     """Lower a sequential float :class:`SpikingNetwork` (as rebuilt from NIR) to a :class:`LoihiProgram`.
 
     ``options``: :class:`LoihiOptions` (or a mapping of its fields; any subclass, e.g. the lava
-    target's, is fine)."""
+    target's, is fine). A neuron whose source emits several spikes per step (sinabs' MultiSpike,
+    ``dynamics.spike == "multi"``) is marked ``multi_spike`` and logged: Loihi emits one.
+    """
     if not isinstance(options, LoihiOptions):
         options = LoihiOptions.from_mapping(options or {}, "loihi lowering options")
     input_spikes = options.input_spikes
@@ -293,11 +311,14 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
         raise TargetError(f"options['input_spikes'] = {input_spikes!r}; choose rate or graded")
     graded_bits = options.graded_bits
     seed = options.seed
-    if net.encoding == "events":
-        raise TargetError("the loihi lowering takes image inputs (direct or rate coding); event input is not "
-                          "supported yet")
+    events = options.event_spikes if net.encoding == "events" else ""
+    event_bits = options.event_bits
+    if events:
+        check_options(events, event_bits)
     shape = tuple(net.input_shape)
-    if input_spikes == "graded":
+    if events:
+        log_line(coding_line(events, event_bits, shape, timesteps))
+    elif input_spikes == "graded":
         log_line(f"input: the direct analog input is sent as {graded_bits}-bit graded spikes "
                  f"q = round(x·{(1 << graded_bits) - 1}) at each of the T={timesteps} steps (first-layer "
                  f"threshold scaled by the same factor)")
@@ -321,7 +342,8 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
         nonlocal cur_shape, prev_neuron
         sname, folded, kind, w, conv, out_shape, bias = _fold_group(group, cur_shape, log_line)
         first = not layers
-        q_in = float((1 << graded_bits) - 1) if (first and input_spikes == "graded") else 1.0
+        q_in = float((1 << graded_bits) - 1) if (first and input_spikes == "graded" and not events) else 1.0
+        q_max = float(payload_cap(events, event_bits)) if (first and events) else q_in
         readout = neuron is None
         if readout:
             theta, lam = float("inf"), 1.0
@@ -342,7 +364,7 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
                 theta = 1.0
             else:
                 theta = float(th[0])
-        sigma, why = _scale(w, kind, theta, q_in, bias)
+        sigma, why = _scale(w, kind, theta, q_in, bias, q_max)
         wq = quantize(w, sigma)
         bq = None
         if bias is not None:
@@ -379,8 +401,11 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
                          f"(residual charge above threshold is lost)")
             dyn = getattr(net.layers[neuron_name], "dynamics", None)
             if dyn is not None and dyn.spike == "multi":
-                log_line(f"{neuron_name}: multi-spike neuron in the source (⌊v/θ⌋ spikes per step) -> single spike "
-                         f"on Loihi (at most one per step; the charge above θ is lost with the reset to zero)")
+                layer.multi_spike = True
+                log_line(f"{neuron_name}: multi-spike neuron in the source (sinabs MultiSpike: ⌊v/θ⌋ spikes per "
+                         f"step where v ≥ θ, v −= spikes·θ) -> one spike per step on Loihi (v > θ, then v = 0; "
+                         f"v saturates at ±2^23): spike trains differ in every step with v ≥ 2θ (the loihi-emu run "
+                         f"counts those steps) and at v = θ exactly")
             if dyn is not None and dyn.min_v is not None:
                 log_line(f"{neuron_name}: membrane floor {dyn.min_v:.4g} of the source dropped (Loihi CUBA has none)")
             prev_neuron = neuron_name
@@ -407,7 +432,8 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
         log_line(f"readout: spike count of the last neuron layer {layers[-1].name} summed over T")
     log_line(f"latency: Lava adds one step per layer ({len(layers)} layers); samples are fed back to back with "
              f"netx reset_interval=T={timesteps}, reset_offset=1, so each layer sees each sample's T steps")
-    return LoihiProgram(layers, shape, timesteps, input_spikes, graded_bits, seed, readout)
+    return LoihiProgram(layers, shape, timesteps, input_spikes, graded_bits, seed, readout, events=events,
+                        event_bits=event_bits)
 
 
 def _input_fanout(group: list[tuple[str, nn.Module]], in_shape: tuple[int, ...]) -> np.ndarray:

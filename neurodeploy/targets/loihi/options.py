@@ -13,6 +13,11 @@ class LoihiOptions(TargetOptions):
 
     graded_bits: int = 8
     """``input_spikes = "graded"``: the input is sent as q = round(x·(2^bits − 1)) graded spikes."""
+    event_spikes: str = "graded"
+    """Event-frame input: "graded" (the count as the spike payload, clipped to ``event_bits``) |
+    "binary" (one spike where the count is ≥ 1); see :mod:`.event_input`."""
+    event_bits: int = 4
+    """Graded event payload width: counts above 2^bits − 1 are clipped (and counted)."""
 
 
 @dataclass

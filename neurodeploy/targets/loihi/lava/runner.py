@@ -131,7 +131,8 @@ def main(job_dir: str) -> int:
         else:
             fan = data[f"fanout_{i + 1}"] if f"fanout_{i + 1}" in data else None
             p = LayerProbe(shape=layer.out.shape, out_path=str(job_dir_p / f"probe_{i}.npz"), mode="spikes",
-                           fanout=fan, raster_chunks=job["raster_chunks"], **common)
+                           fanout=fan, raster_chunks=job["raster_chunks"], per_neuron=bool(spec.get("per_neuron")),
+                           **common)
             layer.out.connect(p.a_in)
         probes.append(p)
     t_build = time.time() - t0

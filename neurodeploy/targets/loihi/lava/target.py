@@ -8,7 +8,8 @@ per-sample counts come back as ``.npz`` files. ``N`` samples take ⌈N/B⌉·T +
 
 Options: :class:`~neurodeploy.targets.loihi.options.LavaOptions` (recipe ``[deploy]`` and
 ``[deploy.lava]``, defaults from the profile's ``[options]``): ``copies``, ``timeout_s``,
-``stall_s``, ``work_dir``, ``record_raster``, ... — each field documented there.
+``stall_s``, ``work_dir``, ``record_raster``, ``event_spikes`` / ``event_bits`` (how event-frame
+counts are sent, :mod:`..event_input`), ... — each field documented there.
 """
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ....errors import SimulationError, TargetError
+from ....errors import SimulationError
 from ....ir.metadata import DeployMeta
 from ....recipe import Profile
 from ...base import Deployment, Outputs, Target, register_target
-from ..emu import _layer_info, logits_to_float, neuron_updates
+from ..emu import _layer_info, log_event_stats, logits_to_float, neuron_updates
+from ..event_input import EventStats
 from ..lowering import LoihiProgram, lower
 from ..options import LavaOptions
 from .child import run_in_group
@@ -81,9 +83,6 @@ class LavaTarget(Target):
         opts: LavaOptions = self.resolve_options(options, prof)  # type: ignore[assignment]
         dep = Deployment(self.name, graph, meta, prof, options=opts)
         program, _ = lower(graph, meta, opts, dep.log)
-        if program.readout != "potential":
-            raise TargetError("lava: a spiking last layer ('count' readout) is not supported yet: the probes read a "
-                              "non-firing readout layer; use the loihi-emu target or a non-spiking readout")
         dep.artifact = program
         dep.log(f"netx: every layer written as a netx 'dense' layer (convs unrolled to integer matrices); "
                 f"{opts.copies} samples side by side as block-diagonal sparse layers per Lava run "
@@ -107,8 +106,9 @@ class LavaTarget(Target):
         res: dict[str, list] = {"counts": [], "synops": [], "logits": [], "raster": []}
         timing = {"build_s": 0.0, "run_s": 0.0, "wall_s": 0.0, "steps": 0, "prepare_s": 0.0, "child_start_s": 0.0,
                   "import_s": 0.0, "netx_s": 0.0}
+        stats = EventStats()
         for i in tqdm(range(0, n, per_run), desc="lava", disable=not progress, leave=False):
-            r = self._run_chunk(program, x[i:i + per_run], i, opts)
+            r = self._run_chunk(program, x[i:i + per_run], i, opts, stats)
             for k in res:
                 res[k].append(r[k])
             for k in timing:
@@ -127,16 +127,18 @@ class LavaTarget(Target):
                 **timing, "copies": opts.copies, "pgid": self.last_pgid}
         if res["raster"] and res["raster"][0]:
             info["raster"] = res["raster"][0]  # numpy [T, n, neurons] bool: only when record_raster is asked
+        log_event_stats(deployment, program, stats, info)
         return Outputs(lg.argmax(1), logits_to_float(program, lg), spikes, synops, neuron_updates(program, n), info)
 
-    def _run_chunk(self, program: LoihiProgram, x: torch.Tensor, offset: int, opts: LavaOptions) -> dict:
+    def _run_chunk(self, program: LoihiProgram, x: torch.Tensor, offset: int, opts: LavaOptions,
+                   stats: EventStats | None = None) -> dict:
         n = len(x)
         B = max(1, min(opts.copies, n))
         T = program.timesteps
         K = math.ceil(n / B)
         L = len(program.layers)
         steps = K * T + L
-        s = program.encode(x, offset=offset).numpy()  # [T, n, n_in]
+        s = program.encode(x, offset=offset, stats=stats).numpy()  # [T, n, n_in]
         n_in = s.shape[2]
         pad = np.zeros((T, K * B, n_in), dtype=np.int64)
         pad[:, :n] = s
@@ -158,7 +160,9 @@ class LavaTarget(Target):
             job = {"netx": str(job_dir / "model.net"), "T": T, "copies": B, "chunks": K, "steps": steps,
                    "input_message_bits": program.input_message_bits, "raster_chunks": raster_chunks,
                    "fault": opts.fault, "sparse_reader": opts.sparse_reader,
-                   "layers": [{"name": layer.name, "readout": layer.readout} for layer in program.layers]}
+                   "layers": [{"name": layer.name, "readout": layer.readout,
+                               "per_neuron": program.readout == "count" and j == L - 1}
+                              for j, layer in enumerate(program.layers)]}
             t_prep = time.time() - t0
             job["t_submit"] = time.time()
             (job_dir / "job.json").write_text(json.dumps(job))
@@ -200,11 +204,13 @@ class LavaTarget(Target):
                 logits = z["acc"].reshape(K * B, -1)[:n]
                 continue
             counts.append(z["counts"].reshape(K * B)[:n])
+            if program.readout == "count" and j == len(program.layers) - 1:
+                logits = z["acc"].reshape(K * B, -1)[:n]  # the last layer's spike count per neuron
             synops[layer.name] = z["synops"].reshape(K * B)[:n]
             if raster_n and "raster" in z:
                 r = np.unpackbits(z["raster"], axis=-1, count=layer.n_out).astype(bool)  # [k, T, B, n]
                 r = r.transpose(1, 0, 2, 3).reshape(T, -1, layer.n_out)[:, :min(raster_n, n)]
                 raster[layer.name] = r
-        if logits is None:  # count readout: the last layer's spikes per class need per-neuron counts
-            raise SimulationError("lava: 'count' readout (spiking last layer) is not supported by the probes yet")
+        if logits is None:
+            raise SimulationError(f"lava run in {job_dir}: no readout was recorded")
         return {"counts": counts, "synops": synops, "logits": logits, "raster": raster}

@@ -2,8 +2,8 @@
 
 ``SpikeSource`` sends column τ − 1 of an int32 array at global step τ (binary or graded spikes) and
 zeros after its end. ``LayerProbe`` listens to one layer and keeps, per sample (chunk k, copy b):
-the spike count Σ_t Σ_n s, the synaptic operations Σ_n fanout_n · Σ_t s_n and optionally the full
-raster; or, in ``current`` mode, the sum over the window of the received synaptic input (the
+the spike count Σ_t Σ_n s, the synaptic operations Σ_n fanout_n · Σ_t s_n, optionally the spike
+count per neuron (``per_neuron``: the 'count' readout of a spiking last layer) and the full raster; or, in ``current`` mode, the sum over the window of the received synaptic input (the
 voltage of a non-firing readout neuron, divided by 2^6). Sample k of a layer occupies the global
 steps [first + k·T, first + (k+1)·T). At the last step it writes everything to ``out_path``
 (``np.savez``), which avoids reading Lava Vars back value by value. With ``heartbeat`` set, it
@@ -56,10 +56,10 @@ class LayerProbe(AbstractProcess):
 
     def __init__(self, shape: tuple[int], copies: int, first: int, period: int, chunks: int, last_step: int,
                  out_path: str, mode: str = "spikes", fanout: np.ndarray | None = None, raster_chunks: int = 0,
-                 fault: str = "", heartbeat: str = "") -> None:
+                 fault: str = "", heartbeat: str = "", per_neuron: bool = False) -> None:
         super().__init__(shape=shape, copies=copies, first=first, period=period, chunks=chunks, last_step=last_step,
                          out_path=out_path, mode=mode, fanout=fanout, raster_chunks=raster_chunks, fault=fault,
-                         heartbeat=heartbeat)
+                         heartbeat=heartbeat, per_neuron=per_neuron)
         self.a_in = InPort(shape=shape)
 
 
@@ -80,7 +80,8 @@ class PyLayerProbeModel(PyLoihiProcessModel):
         self.fanout = None if fan is None else np.asarray(fan, dtype=np.float64).reshape(self.n)
         self.counts = np.zeros((self.K, self.B), dtype=np.int64)
         self.synops = np.zeros((self.K, self.B), dtype=np.float64)
-        self.acc = np.zeros((self.K, self.B, self.n), dtype=np.int64) if self.mode == "current" else None
+        per_neuron = self.mode == "current" or bool(p.get("per_neuron", False))
+        self.acc = np.zeros((self.K, self.B, self.n), dtype=np.int64) if per_neuron else None
         self.rk = int(p["raster_chunks"])
         self.raster = np.zeros((self.rk, self.T, self.B, self.n), dtype=bool) if self.rk else None
 
@@ -97,10 +98,12 @@ class PyLayerProbeModel(PyLoihiProcessModel):
         k, t = divmod(tau - self.first, self.T)
         if 0 <= k < self.K:
             x = x.reshape(self.B, self.n)
-            if self.acc is not None:
+            if self.mode == "current":
                 self.acc[k] += x
             else:
                 nz = x != 0
+                if self.acc is not None:
+                    self.acc[k] += nz
                 self.counts[k] += nz.sum(1)
                 if self.fanout is not None:
                     self.synops[k] += nz @ self.fanout
