@@ -18,9 +18,10 @@ import nir
 import torch
 
 from ..errors import IRError
-from .from_nir import CONVENTIONS, from_nir, read_nir
-from .graph_network import GraphNetwork
-from .metadata import DeployMeta
+from .from_nir import CONVENTIONS, from_nir
+from .metadata import DeployMeta, read_meta
+from .nir_file import read_graph
+from .passes import inline_subgraphs
 from .to_nir import to_nir, write_nir
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,10 @@ def import_nir(
         raise IRError(f"{path}: unknown reset {reset!r}; choose one of {', '.join(RESETS)}")
     if timesteps is not None and timesteps < 1:
         raise IRError(f"{path}: timesteps must be >= 1, got {timesteps}")
-    graph, own = read_nir(path)
+    graph, quirks = read_graph(path)
+    if not isinstance(graph, nir.NIRGraph):
+        raise IRError(f"{path}: holds a single {type(graph).__name__} node, not a graph")
+    own = read_meta(graph, str(path))
     meta = own or DeployMeta(producer="unknown")
     if own is None:
         meta.convention = convention
@@ -76,16 +80,19 @@ def import_nir(
     meta.source = str(path)
     meta.mapping = {}
     if reset is not None:
-        meta.reset = {n: reset for n, v in graph.nodes.items() if isinstance(v, (nir.IF, nir.LIF, nir.CubaLIF))}
+        flat = inline_subgraphs(graph).nodes
+        meta.reset = {n: reset for n, v in flat.items() if isinstance(v, (nir.IF, nir.LIF, nir.CubaLIF))}
     net = from_nir(graph, meta, str(path))
     net.eval()
     canon_meta = copy.deepcopy(meta)
     canon_meta.producer = "imported" if own is None else meta.producer
     canonical = to_nir(net, canon_meta)
     meta = canon_meta
-    lines = [f"{n}: {t}" for n, t in meta.mapping.items() if n in graph.nodes]
+    lines = [f"file quirk tolerated: {q}" for q in quirks]
+    lines += [f"{n}: {t}" for n, t in meta.mapping.items()]
     lines.append(_self_check(net, canonical, meta, str(path)))
-    kind = "graph (branches/skips)" if isinstance(net, GraphNetwork) else "sequential"
+    kind = ("recurrent graph (cycles run step by step: " + ", ".join(f"{a}→{b}" for a, b in net.recurrent_edges)
+            + ")") if net.recurrent_edges else "sequential" if net.is_chain else "graph (branches/skips)"
     lines.insert(0, f"{path}: {kind} network, {len(net.neurons())} neuron layer(s), dt = {meta.dt}, "
                     f"T = {meta.timesteps}, encoding {meta.encoding}, readout {meta.readout}, "
                     f"convention {convention if own is None else 'neurodeploy'}")

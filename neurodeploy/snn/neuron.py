@@ -241,6 +241,8 @@ class SpikingNeuron(nn.Module):
     forces that path; both give identical spikes and, up to rounding, identical gradients).
     """
 
+    sequence_aware = True  # the executor hands it the whole sequence [T, B, ...]
+
     def __init__(self, spec: NeuronSpec | None = None, surrogate: Callable | None = None) -> None:
         super().__init__()
         spec = spec or NeuronSpec()
