@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from ..errors import TargetError, UnsupportedLayerError
-from ..ir.from_nir import NODE_MAP, chain_order
+from ..ir.from_nir import NODE_MAP, chain_order, refuse_recurrent
 from ..ir.metadata import DeployMeta
 from ..snn.neuron import SpikingNeuron
 from ._samna_shim import ensure_dynapcnn_importable
@@ -106,6 +106,7 @@ def make_iaf(threshold: float, reset: str, timesteps: int) -> sl.IAFSqueeze:
 
 def lower(graph: nir.NIRGraph, meta: DeployMeta, options: dict[str, Any], log: Callable[[str], None]) -> Lowered:
     """Cut the NIR chain into cores and build the float sinabs network (not yet discretised)."""
+    refuse_recurrent(graph, "Speck")  # its cores feed forward only
     order = chain_order(graph, "<speck>")
     meta_in = meta
     meta = copy.deepcopy(meta)  # the NIR converters note what they did in meta; keep the caller's clean
