@@ -332,11 +332,12 @@ def refuse_recurrent(graph: nir.NIRGraph, target: str) -> None:
 
     flat = inline_subgraphs(graph)
     cyc = cyclic_edges(flat.nodes, flat.edges)
-    if cyc:
-        a, b = cyc[0]
-        more = f" (and {len(cyc) - 1} more edge(s) on cycles)" if len(cyc) > 1 else ""
-        raise UnsupportedLayerError(f"recurrent graphs are not supported on {target} yet: edge {a}→{b} closes a "
-                                    f"cycle{more}")
+    if cyc:  # name the recurrent edge as the executor delays it: the one leaving a neuron
+        spiking = [e for e in cyc if isinstance(flat.nodes[e[0]], (nir.IF, nir.LIF, nir.CubaLIF))]
+        a, b = (spiking or cyc)[0]
+        others = ", ".join(f"{x}→{y}" for x, y in cyc if (x, y) != (a, b))
+        raise UnsupportedLayerError(f"recurrent graphs are not supported on {target} yet: edge {a}→{b} (the cycle "
+                                    f"also runs through {others})")
 
 
 def build_module(node: nir.NIRNode, name: str, meta: DeployMeta, table: dict[type, NodeConverter],

@@ -10,9 +10,10 @@ modules with ``sequence_aware = True`` (neurons, leaky integrators, time-dropout
 receive ``[T, B, ...]``. A constant value meeting a sequence at a junction is broadcast over T.
 
 Recurrence: a strongly connected component (a cycle such as CubaLIF → recurrent Affine → CubaLIF)
-runs step by step; the rest of the graph stays time batched. Inside a cycle, an edge leaving a
-stateful node (a neuron) is *delayed*: its target reads the source's output of the previous step
-(zero at t = 0), and the other nodes of the cycle run in topological order within the step. That is
+runs step by step; the rest of the graph stays time batched. Inside a cycle, edges leaving a
+stateful node (a neuron) are *delayed*, as few as break every cycle: the target reads the source's
+output of the previous step (nothing at t = 0), and the nodes of the cycle run in topological
+order of the remaining edges within the step. That is
 snnTorch's RSynaptic/RLeaky: ``syn[t] = α·syn[t−1] + x[t] + V(spk[t−1])`` with the recurrent layer
 applied to the previous step's spikes, bias included from t = 0 (snntorch/_neurons/rsynaptic.py:418-
 424), and NIRTorch's executor, which feeds a node whose source is not computed yet with that source's
@@ -28,7 +29,6 @@ With ``timesteps = 1`` and no neurons (ReLU in the neuron slots) the same execut
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any, Iterable
 
@@ -38,7 +38,7 @@ from torch import nn
 from ..data.encoding import encode
 from ..errors import IRError
 from .neuron import SpikingNeuron, neuron_step
-from .topology import NodeDict, cyclic_edges, module_key, strongly_connected, topo_order
+from .topology import NodeDict, module_key, strongly_connected, topo_order
 
 def apply_layer(layer: nn.Module, h: torch.Tensor, const: bool, timesteps: int) -> tuple[torch.Tensor, bool]:
     """Apply one layer to the running activation; the one place that decides how time is batched.
@@ -66,40 +66,10 @@ def record_spikes(net: nn.Module, name: str, spikes: torch.Tensor) -> None:
         net.spike_counts[name] = m.flatten(1).sum(1)
 
 
-class NeuronOps(ABC):
-    """What every spiking network shares: its run settings and recording state, and what training
-    does to each neuron layer it lists with ``neurons()`` (SpikingNetwork, GraphNetwork)."""
-
-    def _init_run(self, timesteps: int, encoding: str, readout: str, input_shape: Iterable[int] | None) -> None:
-        self.timesteps = timesteps
-        self.encoding = encoding
-        self.readout = readout
-        self.input_shape = tuple(input_shape) if input_shape is not None else None
-        self.record = False
-        self.spike_counts: dict[str, torch.Tensor] = {}
-        self.spike_maps: dict[str, torch.Tensor] = {}
-        self.generator: torch.Generator | None = None
-
-    @abstractmethod
-    def neurons(self) -> list[tuple[str, SpikingNeuron]]:
-        """(name, neuron layer) in forward order."""
-
-    def clamp_(self) -> None:
-        """Keep every layer's leak ≤ 1 and threshold > 0 (call after each optimiser step)."""
-        for _, m in self.neurons():
-            m.clamp_()
-
-    def set_carry_state(self, on: bool) -> None:
-        """Carry neuron state across forward calls (HIRE-SNN periods); off clears the state."""
-        for _, m in self.neurons():
-            m.carry_state = on
-            m.state = None
-
-
 Value = tuple[torch.Tensor, bool]  # (tensor, constant over time)
 
 
-class SpikingNetwork(NeuronOps, nn.Module):
+class SpikingNetwork(nn.Module):
     """An SNN (or, without neurons, an ANN) over a graph of named modules; see the module docstring.
 
     ``layers``: (node name, module) of the compute nodes. ``edges``: the graph's edges including those
@@ -148,6 +118,27 @@ class SpikingNetwork(NeuronOps, nn.Module):
         self._trace: dict[str, tuple[int, ...]] | None = None  # node shapes, while infer_shapes runs
         self._trace_source = source
 
+    def _init_run(self, timesteps: int, encoding: str, readout: str, input_shape: Iterable[int] | None) -> None:
+        self.timesteps = timesteps
+        self.encoding = encoding
+        self.readout = readout
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.record = False
+        self.spike_counts: dict[str, torch.Tensor] = {}
+        self.spike_maps: dict[str, torch.Tensor] = {}
+        self.generator: torch.Generator | None = None
+
+    def clamp_(self) -> None:
+        """Keep every layer's leak ≤ 1 and threshold > 0 (call after each optimiser step)."""
+        for _, m in self.neurons():
+            m.clamp_()
+
+    def set_carry_state(self, on: bool) -> None:
+        """Carry neuron state across forward calls (HIRE-SNN periods); off clears the state."""
+        for _, m in self.neurons():
+            m.carry_state = on
+            m.state = None
+
     # ------------------------------------------------------------------ structure
     def _check_connected(self, names: list[str], source: str) -> None:
         succ: dict[str, list[str]] = {n: [] for n in names}
@@ -181,7 +172,11 @@ class SpikingNetwork(NeuronOps, nn.Module):
                 continue
             if self.input_node in comp or self.output_node in comp:
                 raise IRError(f"{source}: the input or output node lies on a cycle {comp}")
+            # delay edges leaving stateful nodes, as few as break every cycle (greedy in edge order)
             delayed = {(a, b) for a, b in inner if getattr(mods[a], "sequence_aware", False)}
+            for e in [e for e in inner if e in delayed]:
+                if topo_order(comp, [f for f in inner if f not in delayed or f == e]) is not None:
+                    delayed.discard(e)
             order = topo_order(comp, [e for e in inner if e not in delayed])
             if order is None or not delayed:
                 raise IRError(f"{source}: the cycle through {comp} has no stateful node (neuron) to carry it "
