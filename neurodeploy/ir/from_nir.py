@@ -16,7 +16,10 @@ Continuous-time parameters are discretised with step ``dt`` (``meta.dt``, defaul
 
 With the ``"sinabs"`` convention (what sinabs' own layers do with the values it writes): λ =
 exp(−dt/τ), g = r (no 1/τ normalisation), IF/LIF reset by subtraction. A spiking neuron's gain is
-folded into its threshold (v_th / g), which leaves the spike train unchanged. Every node's mapping
+folded into its threshold (v_th / g), which leaves the spike train unchanged. The ``"snntorch"``
+convention is ``"nir"``'s Euler discretisation with snnTorch's CubaLIF reset to zero (Synaptic /
+RSynaptic, ``reset_delay=True``: the step after a spike is discarded, see
+:class:`~neurodeploy.snn.kinds.CubaSpikingNeuron`). Every node's mapping
 is recorded in ``meta.mapping``. Nodes or parameters that cannot be run raise
 :class:`~neurodeploy.errors.UnsupportedLayerError` naming the node, its type and why.
 """

@@ -2,7 +2,7 @@
 
 The graph (sinabs.to_nir, snnTorch's or Norse's export, hand-made) is read, its continuous-time
 parameters are mapped to our discrete neurons with the user's ``dt`` (see
-:mod:`neurodeploy.ir.from_nir`), the network is built (sequential or graph) and written back as a
+:mod:`neurodeploy.ir.from_nir`), the network is built (chain, graph or recurrent graph) and written back as a
 *canonical* NIR graph: the same node names and edges, parameters in the form our exporter writes
 (IF r = 1/dt; LIF τ = dt/(1 − λ), r = τ/dt; gains folded into thresholds), and our metadata
 (time steps, coding, readout, reset per neuron, dt, and the mapping of every node). Every later
@@ -45,7 +45,9 @@ def import_nir(
     ``dt`` (default: the file's metadata, else 1.0) discretises the continuous-time parameters;
     ``timesteps`` (default 8) and ``encoding`` (``direct`` | ``rate`` | ``events``, default
     ``direct``) are what NIR cannot say. ``convention`` is ``"nir"`` (forward Euler; snnTorch,
-    Norse) or ``"sinabs"`` (sinabs' own reading of its IF/LIF: exp decay, reset by subtraction).
+    Norse), ``"sinabs"`` (sinabs' own reading of its IF/LIF: exp decay, reset by subtraction) or
+    ``"snntorch"`` (Euler, with snnTorch's CubaLIF reset to zero). Published file quirks (see
+    :mod:`neurodeploy.ir.nir_file`) are repaired with a warning and listed in the mapping log.
     ``reset`` overrides the reset of every spiking node (NIR's definition is reset to ``v_reset``
     = 0, i.e. ``zero``). ``input_shape`` overrides the Input node's shape. With ``out`` (a run
     folder) the canonical graph is written to ``out/model.nir``.

@@ -253,6 +253,9 @@ def graph_from_network(net: nn.Module) -> OpGraph:
     g = _CACHE.get(net)
     if g is not None and g.timesteps == net.timesteps and g.encoding == net.encoding:
         return g
+    if net.recurrent_edges:
+        a, b = net.recurrent_edges[0]
+        raise UnsupportedLayerError(f"op counting: recurrent graphs are not supported yet (edge {a}→{b})")
     if any(hasattr(m, "nir_subgraph") for _, m in net.named_nodes()):
         from ..ir import DeployMeta, to_nir
 

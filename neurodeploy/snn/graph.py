@@ -19,8 +19,7 @@ applied to the previous step's spikes, bias included from t = 0 (snntorch/_neuro
 424), and NIRTorch's executor, which feeds a node whose source is not computed yet with that source's
 ``prev_output`` (nirtorch/nir_interpreter.py:241-254; it starts from zeros, so an Affine's bias on the
 recurrent edge is missing at t = 0 only). A cycle without a stateful node (an algebraic loop) is
-refused. Inside a cycle, a neuron advances with ``module.step(x, state) -> (y, state)`` when it has
-one, else through :func:`~neurodeploy.snn.neuron.neuron_step`.
+refused. Inside a cycle, a stateful node advances with its ``step(x, state) -> (y, state)``.
 
 Readout: ``forward(x)`` returns the output node's input summed over T (``sum``: the last non-spiking
 layer's potential, DIET-SNN/HIRE-SNN; ``count``: the spike count when it spikes). With ``record``,
@@ -37,7 +36,7 @@ from torch import nn
 
 from ..data.encoding import encode
 from ..errors import IRError
-from .neuron import SpikingNeuron, neuron_step
+from .neuron import SpikingNeuron
 from .topology import NodeDict, module_key, strongly_connected, topo_order
 
 def apply_layer(layer: nn.Module, h: torch.Tensor, const: bool, timesteps: int) -> tuple[torch.Tensor, bool]:
@@ -312,8 +311,6 @@ class SpikingNetwork(nn.Module):
             return m(x), None
         if hasattr(m, "step"):
             return m.step(x, state)
-        if type(m) is SpikingNeuron:
-            return neuron_step(x, state, m.threshold, m.leak, m.reset, m.surrogate)
         raise IRError(f"node {name!r} ({type(m).__name__}) cannot run inside a recurrent cycle (it has no step())")
 
     def _record_hook(self, name: str):

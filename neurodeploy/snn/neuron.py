@@ -261,6 +261,10 @@ class SpikingNeuron(nn.Module):
 
     fused = True  # run the time loop as one autograd node (fused_sequence) when the surrogate allows
 
+    def step(self, x: torch.Tensor, state: NeuronState | None) -> tuple[torch.Tensor, NeuronState]:
+        """One time step (:func:`neuron_step`), for an executor running a recurrent cycle step by step."""
+        return neuron_step(x, state, self.threshold, self.leak, self.reset, self.surrogate)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         state = self.state if self.carry_state else None
         # tracing (ONNX export, torch.jit) needs the plain ops: an autograd.Function is opaque to it

@@ -127,3 +127,26 @@ def test_targets_refuse_recurrent_graph_naming_the_edge():
     with pytest.raises(UnsupportedLayerError, match="recurrent graphs are not supported on loihi yet: edge "
                                                     "lif1.lif→lif1.w_rec"):
         loihi_lower(graph, meta, {}, lambda s: None)
+
+
+def test_op_counting_refuses_recurrent_graph_cleanly():
+    from neurodeploy.measure.graph import graph_from_network
+
+    net, _, _, _ = import_nir(DATA / "braille_noDelay_bias_zero.nir", dt=DT, timesteps=T, encoding="events")
+    with pytest.raises(UnsupportedLayerError, match="recurrent graphs are not supported yet"):
+        graph_from_network(net)
+
+
+def test_missing_w_in_read_as_one_with_a_warning(tmp_path, caplog):
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "no_w_in.nir"
+    shutil.copy(DATA / "braille_noDelay_bias_zero.nir", path)
+    with h5py.File(path, "r+") as f:
+        del f["node/nodes/lif2/w_in"]
+    with caplog.at_level(logging.WARNING):
+        graph, meta = read_nir(path)
+    assert np.array_equal(graph.nodes["lif2"].w_in, np.ones(7))
+    assert any("node 'lif2' (CubaLIF) has no w_in: read as w_in = 1" in r.getMessage() for r in caplog.records)
