@@ -127,7 +127,7 @@ def cmd_import(a: argparse.Namespace) -> int:
 
 
 def cmd_convert(a: argparse.Namespace) -> int:
-    from .ir.onnx_io import convert_onnx_to_folder
+    from .train.onnx_convert import convert_onnx_to_folder
     from .recipe import load_recipe
 
     s = convert_onnx_to_folder(a.model, load_recipe(a.recipe), a.out, finetune=not a.no_finetune, progress=not a.quiet)

@@ -1,9 +1,9 @@
 """NIR graph -> torch SNN, by a table keyed by NIR node type (user-extendable, NIRTorch style).
 
 The network is rebuilt from the file alone: weights, neuron parameters and, from the metadata,
-time steps, coding, readout and reset mode. A chain becomes a sequential
-:class:`~neurodeploy.snn.network.SpikingNetwork`; a graph with branches or skips a
-:class:`~neurodeploy.ir.graph_network.GraphNetwork` (same interface).
+time steps, coding, readout and reset mode, as one :class:`~neurodeploy.snn.graph.SpikingNetwork`
+over the file's graph (chains, branches, residual sums and recurrent cycles alike; nested
+subgraphs are flattened into ``outer.inner`` names first).
 
 Continuous-time parameters are discretised with step ``dt`` (``meta.dt``, default 1.0). With the
 ``"nir"`` convention (forward Euler, what snnTorch and Norse write):
@@ -20,7 +20,9 @@ floor, reset before the leak, a fixed dt): ``meta.convention`` names a row of
 user) and the neuron gets that row's strategies. With ``"sinabs"`` (what ``sinabs.from_nir`` runs):
 λ = exp(−dt/τ), g = r, IF as MultiSpike with the floor −v_th, reset by subtraction right after
 the spike (sinabs/nir.py:86-108). A spiking neuron's gain is folded into its threshold (v_th / g),
-which leaves the spike train unchanged (the floor is folded with it). Every node's mapping
+which leaves the spike train unchanged (the floor is folded with it). The ``"snntorch"`` row adds
+snnTorch's CubaLIF reset to zero (Synaptic / RSynaptic, ``reset_delay=True``: the step after a spike
+is discarded, see :class:`~neurodeploy.snn.kinds.CubaSpikingNeuron`). Every node's mapping
 is recorded in ``meta.mapping``. Nodes or parameters that cannot be run raise
 :class:`~neurodeploy.errors.UnsupportedLayerError` naming the node, its type and why.
 """
@@ -37,12 +39,14 @@ import torch
 from torch import nn
 
 from ..errors import IRError, UnsupportedLayerError
-from ..snn.network import SpikingNetwork
+from ..snn.graph import SpikingNetwork
+from ..snn.kinds import CubaSpikingNeuron, LeakyIntegrator
 from ..snn.neuron import Dynamics, NeuronSpec, SpikingNeuron
+from ..snn.topology import cyclic_edges
 from .conventions import CONVENTIONS, nir_version, resolve
-from .graph_network import GraphNetwork, module_key, topological_order
 from .metadata import DeployMeta, read_meta
-from .modules import CubaSpikingNeuron, Heaviside, LeakyIntegrator, Scale, SumPool2d
+from .modules import Heaviside, Scale, SumPool2d
+from .nir_file import read_graph
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +273,17 @@ def _spiking(node, name: str, meta: DeployMeta) -> nn.Module:
     th = vth / gain
     reset = _reset(node, name, meta)
     dyn, origin = _dynamics(node, name, meta, np.asarray(th), reset)
+    if syn and meta.convention == "snntorch":
+        # snnTorch runs CubaLIF as Synaptic/RSynaptic with reset_delay=True (its default, used in
+        # training; the importer's reset_delay=False path fails with init_hidden=True,
+        # rsynaptic.py:366-370): the reset of a spike at t−1 is applied in step t ("next"), and a
+        # reset to zero discards step t's whole membrane update
+        dyn = Dynamics(dyn.spike, dyn.min_v, "next")
+        if reset == "zero":
+            reset = "zero_late"
+            text += "; snnTorch reset: v[t] = (λ·v[t−1] + i[t])·(1 − s[t−1]) (rsynaptic.py:441-448)"
+        else:
+            text += "; snnTorch reset_delay=True: v[t] = λ·v[t−1] + i[t] − θ·s[t−1] (rsynaptic.py:441-448)"
     spec = NeuronSpec(threshold=1.0, leak=leak, reset=reset, spike=dyn.spike, min_v=dyn.min_v, reset_at=dyn.reset_at)
     m = CubaSpikingNeuron(spec, syn[0], _scalar_or_tensor(syn[1])) if syn else SpikingNeuron(spec)
     m.threshold = nn.Parameter(_scalar_or_tensor(th), requires_grad=m.threshold.requires_grad)
@@ -367,13 +382,18 @@ def chain_order(graph: nir.NIRGraph, source: str = "<graph>") -> list[str]:
     return order
 
 
-def is_chain(graph: nir.NIRGraph) -> bool:
-    """True when every node has at most one successor and one predecessor and all lie on one path."""
-    try:
-        chain_order(graph)
-    except IRError:
-        return False
-    return all(sum(1 for _, b in graph.edges if b == n) <= 1 for n in graph.nodes)
+def refuse_recurrent(graph: nir.NIRGraph, target: str) -> None:
+    """UnsupportedLayerError naming the first recurrent edge, for a target that runs feed-forward graphs only."""
+    from .passes import inline_subgraphs
+
+    flat = inline_subgraphs(graph)
+    cyc = cyclic_edges(flat.nodes, flat.edges)
+    if cyc:  # name the recurrent edge as the executor delays it: the one leaving a neuron
+        spiking = [e for e in cyc if isinstance(flat.nodes[e[0]], (nir.IF, nir.LIF, nir.CubaLIF))]
+        a, b = (spiking or cyc)[0]
+        others = ", ".join(f"{x}→{y}" for x, y in cyc if (x, y) != (a, b))
+        raise UnsupportedLayerError(f"recurrent graphs are not supported on {target} yet: edge {a}→{b} (the cycle "
+                                    f"also runs through {others})")
 
 
 def build_module(node: nir.NIRNode, name: str, meta: DeployMeta, table: dict[type, NodeConverter],
@@ -392,36 +412,20 @@ def build_module(node: nir.NIRNode, name: str, meta: DeployMeta, table: dict[typ
         raise UnsupportedLayerError(f"{source}: node {name!r} ({_kind(node)}): malformed parameters ({e})") from None
 
 
-def _ends_with_spikes(net: nn.Module) -> bool:
-    if isinstance(net, GraphNetwork):
-        last = [net.module(p) for p in net.preds[net.output_node]]
-    else:
-        last = [list(net.layers.values())[-1]] if len(net.layers) else []
+def _ends_with_spikes(net: SpikingNetwork) -> bool:
+    last = [net.module(p) for p in net.preds[net.output_node] if p != net.input_node]
     return bool(last) and all(isinstance(m, (SpikingNeuron, Heaviside)) for m in last)
 
 
-def check_shapes(net: nn.Module, source: str = "<graph>") -> dict[str, tuple[int, ...]]:
+def check_shapes(net: SpikingNetwork, source: str = "<graph>") -> dict[str, tuple[int, ...]]:
     """Dry-run the network on zeros; each node's output shape, or IRError naming the node that does not fit."""
-    if isinstance(net, GraphNetwork):
-        return net.infer_shapes(source)
-    x = torch.zeros(1, *net.input_shape)
-    shapes = {"input": tuple(net.input_shape)}
-    with torch.no_grad():
-        for name, m in net.layers.items():
-            try:
-                x = m(x.unsqueeze(0))[0] if getattr(m, "sequence_aware", False) else m.eval()(x)
-            except Exception as e:  # noqa: BLE001
-                raise IRError(f"{source}: node {name!r} ({type(m).__name__}) cannot take its input of shape "
-                              f"{tuple(x.shape[1:])}: {e}") from None
-            shapes[name] = tuple(x.shape[1:])
-    return shapes
+    return net.infer_shapes(source)
 
 
 def from_nir(graph: nir.NIRGraph, meta: DeployMeta | None = None, source: str = "<graph>",
              node_map: dict[type, NodeConverter] | None = None, *, dt: float | None = None,
-             check: bool = True) -> SpikingNetwork | GraphNetwork:
-    """Build the network of a NIR graph: a :class:`SpikingNetwork` for a chain whose node names are
-    valid module names, a :class:`GraphNetwork` otherwise.
+             check: bool = True) -> SpikingNetwork:
+    """Build the network of a NIR graph (nested subgraphs flattened, cycles run step by step).
 
     ``meta`` defaults to the graph's metadata, or for a foreign graph to ``DeployMeta(producer=
     "unknown")`` (reset to zero as NIR defines it, readout "count" when the last layer spikes).
@@ -437,19 +441,15 @@ def from_nir(graph: nir.NIRGraph, meta: DeployMeta | None = None, source: str = 
         raise IRError(f"{source}: dt must be positive, got {meta.dt}")
     graph = inline_subgraphs(graph)
     inp, out = _io(graph, source)
-    order = topological_order(graph.nodes, graph.edges, source)
-    layers = [(n, build_module(graph.nodes[n], n, meta, table, source)) for n in order if n not in (inp, out)]
+    layers = [(n, build_module(v, n, meta, table, source)) for n, v in graph.nodes.items() if n not in (inp, out)]
     shape = list(meta.input_shape) or [int(v) for v in _arr(graph.nodes[inp].input_type["input"]).reshape(-1)]
     if not shape:
         raise IRError(f"{source}: the Input node {inp!r} has no shape; give input_shape")
-    if is_chain(graph) and all(module_key(n) == n for n, _ in layers):
-        chain = chain_order(graph, source)
-        mods = dict(layers)
-        net: SpikingNetwork | GraphNetwork = SpikingNetwork(
-            [(n, mods[n]) for n in chain if n in mods], meta.timesteps, meta.encoding, meta.readout, tuple(shape))
-    else:
-        net = GraphNetwork(layers, graph.edges, inp, out, meta.timesteps, meta.encoding, meta.readout,
-                           tuple(shape), source)
+    net = SpikingNetwork(layers, meta.timesteps, meta.encoding, meta.readout, tuple(shape), edges=graph.edges,
+                         input_node=inp, output_node=out, source=source)
+    for a, b in net.recurrent_edges:
+        log.info("%s: recurrent edge %s → %s: %s reads %s's output of the previous step (zero at t = 0)",
+                 source, a, b, b, a)
     if meta.producer != "neurodeploy":
         meta.readout = net.readout = "count" if _ends_with_spikes(net) else "sum"
     if check:
@@ -458,21 +458,15 @@ def from_nir(graph: nir.NIRGraph, meta: DeployMeta | None = None, source: str = 
 
 
 def read_nir(path: str | Path) -> tuple[nir.NIRGraph, DeployMeta | None]:
-    """Read a NIR file; IRError naming the file for anything unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise IRError(f"{path}: NIR file not found")
-    try:
-        graph = nir.read(str(path))
-    except Exception as e:  # h5py/nir raise many types for corrupt files
-        raise IRError(f"{path}: not a readable NIR file ({type(e).__name__}: {e})") from None
+    """Read a NIR file (published quirks repaired with a warning, see :mod:`.nir_file`); IRError
+    naming the file for anything unreadable."""
+    graph, _ = read_graph(path)
     if not isinstance(graph, nir.NIRGraph):
         raise IRError(f"{path}: holds a single {type(graph).__name__} node, not a graph")
     return graph, read_meta(graph, str(path))
 
 
-def load_nir_network(path: str | Path, dt: float | None = None) -> tuple[SpikingNetwork | GraphNetwork,
-                                                                         nir.NIRGraph, DeployMeta]:
+def load_nir_network(path: str | Path, dt: float | None = None) -> tuple[SpikingNetwork, nir.NIRGraph, DeployMeta]:
     """Read a NIR file and build its network (``dt`` overrides the metadata's)."""
     graph, meta = read_nir(path)
     if meta is None:  # a foreign file: read it the way its producer runs it, when it says who that is

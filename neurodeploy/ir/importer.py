@@ -2,7 +2,7 @@
 
 The graph (sinabs.to_nir, snnTorch's or Norse's export, hand-made) is read, its continuous-time
 parameters are mapped to our discrete neurons with the user's ``dt`` (see
-:mod:`neurodeploy.ir.from_nir`), the network is built (sequential or graph) and written back as a
+:mod:`neurodeploy.ir.from_nir`), the network is built (chain, graph or recurrent graph) and written back as a
 *canonical* NIR graph: the same node names and edges, parameters in the form our exporter writes
 (IF r = 1/dt; LIF τ = dt/(1 − λ), r = τ/dt; gains folded into thresholds), and our metadata
 (time steps, coding, readout, reset per neuron, dt, and the mapping of every node). Every later
@@ -20,8 +20,9 @@ import torch
 from ..errors import IRError
 from .conventions import CONVENTIONS, nir_version, resolve
 from .from_nir import from_nir, read_nir
-from .graph_network import GraphNetwork
-from .metadata import DeployMeta
+from .metadata import DeployMeta, read_meta
+from .nir_file import read_graph
+from .passes import inline_subgraphs
 from .to_nir import to_nir, write_nir
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ def import_nir(
     the file says who wrote it (:func:`~neurodeploy.ir.conventions.detect`), else ``"nir"``. An
     explicit convention that contradicts the detected one is used, with a warning in the log and
     in the mapping. ``reset`` overrides the reset of every spiking node. ``input_shape`` overrides
-    the Input node's shape. With ``out`` (a run folder) the canonical graph is written to
+    the Input node's shape. Published file quirks (see :mod:`neurodeploy.ir.nir_file`) are
+    repaired with a warning and listed in the mapping log. With ``out`` (a run folder) the canonical graph is written to
     ``out/model.nir``.
 
     Raises :class:`~neurodeploy.errors.IRError` (or its subclass UnsupportedLayerError naming the
@@ -64,7 +66,10 @@ def import_nir(
         raise IRError(f"{path}: unknown reset {reset!r}; choose one of {', '.join(RESETS)}")
     if timesteps is not None and timesteps < 1:
         raise IRError(f"{path}: timesteps must be >= 1, got {timesteps}")
-    graph, own = read_nir(path)
+    graph, quirks = read_graph(path)
+    if not isinstance(graph, nir.NIRGraph):
+        raise IRError(f"{path}: holds a single {type(graph).__name__} node, not a graph")
+    own = read_meta(graph, str(path))
     meta = own or DeployMeta(producer="unknown")
     if own is None:
         meta.convention, why = resolve(graph, convention, nir_version(path), str(path))
@@ -89,7 +94,8 @@ def import_nir(
     meta.source = str(path)
     meta.mapping = {}
     if reset is not None:
-        meta.reset = {n: reset for n, v in graph.nodes.items() if isinstance(v, (nir.IF, nir.LIF, nir.CubaLIF))}
+        flat = inline_subgraphs(graph).nodes
+        meta.reset = {n: reset for n, v in flat.items() if isinstance(v, (nir.IF, nir.LIF, nir.CubaLIF))}
     net = from_nir(graph, meta, str(path))
     net.eval()
     chosen = meta.convention
@@ -97,9 +103,11 @@ def import_nir(
     canon_meta.producer = "imported" if own is None else meta.producer
     canonical = to_nir(net, canon_meta)
     meta = canon_meta
-    lines = [f"{n}: {t}" for n, t in meta.mapping.items() if n.split(".warning")[0] in graph.nodes]
+    lines = [f"file quirk tolerated: {q}" for q in quirks]
+    lines += [f"{n}: {t}" for n, t in meta.mapping.items() if n.split(".warning")[0] in graph.nodes]
     lines.append(_self_check(net, canonical, meta, str(path)))
-    kind = "graph (branches/skips)" if isinstance(net, GraphNetwork) else "sequential"
+    kind = ("recurrent graph (cycles run step by step: " + ", ".join(f"{a}→{b}" for a, b in net.recurrent_edges)
+            + ")") if net.recurrent_edges else "sequential" if net.is_chain else "graph (branches/skips)"
     lines.insert(0, f"{path}: {kind} network, {len(net.neurons())} neuron layer(s), dt = {meta.dt}, "
                     f"T = {meta.timesteps}, encoding {meta.encoding}, readout {meta.readout}, "
                     f"convention {chosen if own is None else 'neurodeploy'}")

@@ -1,13 +1,13 @@
-"""ONNX in and out.
+"""ONNX in and out (reading and writing graphs only; the conversion that trains is
+:mod:`neurodeploy.train.onnx_convert`).
 
 **In** (start the hybrid pipeline from a user's ANN): :func:`read_onnx` reads an ANN made of Conv,
 Gemm / MatMul (+ Add of a constant: the bias), Relu, AveragePool, GlobalAveragePool, MaxPool,
 BatchNormalization, Flatten (or Reshape to ``[batch, -1]``), Add of two activations (a residual
 junction), Identity and Dropout, with the ``onnx`` package. BatchNormalization after a Conv/Gemm
 is folded into it (W' = W·s, b' = (b − μ)·s + β, s = γ/√(σ² + ε)). Every Relu becomes a neuron
-slot. :func:`build_ann` gives our ANN twin (``nn.Sequential`` for chains, :class:`AnnGraph`
-otherwise) and :func:`build_snn` the matching SNN with the same layer names (so ANN weights load
-by name); :func:`convert_onnx` runs threshold initialisation and optional fine-tuning.
+slot. :func:`build_ann` gives our ANN twin (the graph executor with ReLU slots and one time step)
+and :func:`build_snn` the matching SNN with the same layer names (so ANN weights load by name).
 
 **Out**: :func:`export_ann_onnx` writes the ANN twin; :func:`export_snn_onnx` the SNN unrolled over
 its T steps (the time loop traced into the graph; spikes are ``Greater`` + ``Cast``), with the
@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from ..errors import IRError, UnsupportedLayerError
-from ..snn.network import SpikingNetwork
+from ..snn.graph import SpikingNetwork
 from ..snn.neuron import NeuronSpec, SpikingNeuron
-from .graph_network import GraphNetwork, module_key
+from ..snn.topology import module_key
 from .passes import fold_bn_into
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ class _Reader:
             self.producer[n.output[0]] = layer
             return
         srcs = [self._src(n, t) for t in n.input]
-        self._add(n, "add", nn.Identity(), srcs)  # a junction: NIR and GraphNetwork sum the inputs
+        self._add(n, "add", nn.Identity(), srcs)  # a junction: NIR and the executor sum the inputs
 
     def _op_Relu(self, n, a) -> None:
         self._add(n, "sn", None, [self._src(n, n.input[0])])
@@ -342,92 +342,23 @@ def read_onnx(path: str | Path) -> OnnxModel:
 
 
 # ------------------------------------------------------------------------------------------ building
-class AnnGraph(nn.ModuleDict):
-    """The ANN twin of a graph with branches: nodes run in order, several inputs are summed.
-
-    It is a ``ModuleDict`` so its parameter names equal the SNN's ``layers`` names.
-    """
-
-    def __init__(self, nodes: list[tuple[str, nn.Module]], preds: dict[str, list[str]], outputs: list[str]) -> None:
-        super().__init__(OrderedDict(nodes))
-        self.preds = preds
-        self.outputs = outputs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        vals = {"input": x}
-        for name, m in self.items():
-            ins = [vals[p] for p in self.preds[name]]
-            vals[name] = m(ins[0] if len(ins) == 1 else torch.stack(ins).sum(0))
-        outs = [vals[o] for o in self.outputs]
-        return outs[0] if len(outs) == 1 else torch.stack(outs).sum(0)
+def _edges(model: OnnxModel) -> list[tuple[str, str]]:
+    return [(p, n) for n, _, ins in model.nodes for p in ins] + [(o, "output") for o in model.outputs]
 
 
-def build_ann(model: OnnxModel) -> nn.Module:
-    """The ANN twin: ``nn.Sequential`` for a chain, :class:`AnnGraph` otherwise (ReLU in neuron slots)."""
+def build_ann(model: OnnxModel) -> SpikingNetwork:
+    """The ANN twin: the graph executor with ReLU in the neuron slots, one time step, direct input
+    (no neurons, so no time): ``forward(x)`` is the ANN's output; layer names are the SNN's."""
     mods = [(n, copy.deepcopy(m) if m is not None else nn.ReLU()) for n, m, _ in model.nodes]
-    if model.is_chain:
-        return nn.Sequential(OrderedDict(mods))
-    return AnnGraph(mods, {n: ins for n, _, ins in model.nodes}, model.outputs)
+    return SpikingNetwork(mods, 1, "direct", "sum", model.input_shape, edges=_edges(model), source=model.source)
 
 
 def build_snn(model: OnnxModel, neuron: NeuronSpec | None = None, surrogate=None, timesteps: int = 8,
-              encoding: str = "direct") -> SpikingNetwork | GraphNetwork:
+              encoding: str = "direct") -> SpikingNetwork:
     """The SNN with the ANN twin's layer names: a :class:`SpikingNeuron` in every ReLU slot."""
     neuron = neuron or NeuronSpec()
     mods = [(n, copy.deepcopy(m) if m is not None else SpikingNeuron(neuron, surrogate)) for n, m, _ in model.nodes]
-    if model.is_chain:
-        return SpikingNetwork(mods, timesteps, encoding, "sum", model.input_shape)
-    edges = [(p, n) for n, _, ins in model.nodes for p in ins] + [(o, "output") for o in model.outputs]
-    return GraphNetwork(mods, edges, "input", "output", timesteps, encoding, "sum", model.input_shape, model.source)
-
-
-def onnx_networks(path: str | Path, recipe) -> tuple[nn.Module, SpikingNetwork | GraphNetwork]:
-    """The ONNX model's ANN twin (with its weights) and the matching SNN for ``recipe`` (weights copied
-    from the ANN, thresholds still 1.0). Rebuild the architecture with this before loading an SNN
-    checkpoint of a converted ONNX model."""
-    from ..snn.models import neuron_spec
-    from ..snn.surrogate import make_surrogate
-    from ..train import copy_ann_weights
-
-    model = read_onnx(path)
-    ann = build_ann(model).eval()
-    snn = build_snn(model, neuron_spec(recipe.model), make_surrogate(recipe.model.surrogate, recipe.model.surrogate_scale),
-                    recipe.timesteps, recipe.data.encoding)
-    copy_ann_weights(ann, snn)
-    return ann, snn
-
-
-def convert_onnx(path: str | Path, recipe, data=None, finetune: bool = True,
-                 progress: bool = False) -> tuple[nn.Module, SpikingNetwork | GraphNetwork]:
-    """``neurodeploy convert model.onnx --recipe R``: ONNX ANN -> our ANN twin -> converted SNN.
-
-    The SNN takes the recipe's neuron (leak, reset, surrogate), time steps and coding; thresholds are
-    initialised from the training data (``train.convert``: percentile, scale, batches; DIET-SNN /
-    HIRE-SNN §4); with ``finetune`` and ``train.snn.epochs > 0`` it is then trained with
-    ``train.snn.method`` (BPTT or HIRE-SNN). ``data`` defaults to the recipe's dataset.
-    """
-    from ..data import load_dataset
-    from ..train import convert
-    from ..train.run import train_snn
-
-    ann, snn = onnx_networks(path, recipe)
-    data = data if data is not None else load_dataset(recipe.data, recipe.seed)
-    if tuple(data.input_shape) != tuple(snn.input_shape):
-        raise IRError(f"{path}: the model takes inputs of shape {tuple(snn.input_shape)}, the dataset "
-                      f"{recipe.data.name!r} has {tuple(data.input_shape)}")
-    with torch.no_grad():
-        n_out = ann(torch.zeros(1, *data.input_shape)).shape[1]
-    if n_out != data.num_classes:
-        raise IRError(f"{path}: the model has {n_out} outputs, the dataset {data.num_classes} classes")
-    c = recipe.train.convert
-    n = max(1, c.batches) * recipe.data.batch_size
-    thresholds = convert(ann, snn, data.x_train[:n].float(), c.percentile, c.scale)
-    log.info("%s: thresholds initialised %s", path, {k: round(v, 4) for k, v in thresholds.items()})
-    if finetune and recipe.train.snn.epochs > 0:
-        acc = train_snn(snn, data, recipe.train.snn, recipe.data.batch_size, recipe.seed, progress)
-        log.info("%s: fine-tuned SNN test accuracy %.4f", path, acc)
-    snn.eval()
-    return ann, snn
+    return SpikingNetwork(mods, timesteps, encoding, "sum", model.input_shape, edges=_edges(model), source=model.source)
 
 
 # ------------------------------------------------------------------------------------------ writing
@@ -500,41 +431,3 @@ def export_snn_onnx(snn: nn.Module, path: str | Path, spikes: bool = True) -> li
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data)
     return outputs
-
-
-
-def convert_onnx_to_folder(path: str | Path, recipe, out: str | Path, finetune: bool = True,
-                           progress: bool = False, data=None) -> dict[str, Any]:
-    """:func:`convert_onnx`, then write ``ann.safetensors``, ``snn.safetensors``, ``snn.onnx`` (unrolled
-    over T) and, when the network has a NIR form (no max pooling), ``model.nir`` into ``out``.
-
-    Returns a summary: test accuracies of the ANN twin and the SNN, the files written and, when
-    NIR export was refused, why. The checkpoints' info names the ONNX source, so the architecture
-    is rebuilt with :func:`onnx_networks` before loading them.
-    """
-    from ..data import load_dataset
-    from ..train import save_checkpoint
-    from ..train.common import accuracy
-    from .metadata import DeployMeta
-    from .to_nir import to_nir, write_nir
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = data if data is not None else load_dataset(recipe.data, recipe.seed)
-    ann, snn = convert_onnx(path, recipe, data, finetune, progress)
-    info = {"source_onnx": str(Path(path).resolve()), "recipe": recipe.name}
-    summary: dict[str, Any] = {"source": str(path), "files": []}
-    summary["ann_accuracy"] = accuracy(ann, data.x_test, data.y_test) if recipe.data.encoding != "events" else None
-    summary["snn_accuracy"] = accuracy(snn, data.x_test, data.y_test)
-    save_checkpoint(ann, out / "ann.safetensors", {**info, "stage": "ann"})
-    save_checkpoint(snn, out / "snn.safetensors", {**info, "stage": "snn", "test_accuracy": summary["snn_accuracy"]})
-    export_snn_onnx(snn, out / "snn.onnx")
-    summary["files"] += ["ann.safetensors", "snn.safetensors", "snn.onnx"]
-    meta = DeployMeta(timesteps=snn.timesteps, encoding=snn.encoding, input_shape=list(snn.input_shape))
-    try:
-        write_nir(to_nir(snn, meta), out / "model.nir")
-        summary["files"].append("model.nir")
-    except UnsupportedLayerError as e:
-        summary["nir_refused"] = str(e)
-        log.warning("%s: no model.nir: %s", path, e)
-    return summary

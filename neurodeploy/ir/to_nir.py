@@ -1,7 +1,8 @@
 """torch SNN -> NIR graph, by a table keyed by module type (NIRTorch style, user-extendable).
 
-Sequential networks, networks with composite layers (residual blocks exporting themselves through
-``nir_subgraph``) and :class:`~neurodeploy.ir.graph_network.GraphNetwork` DAGs are exported.
+Any :class:`~neurodeploy.snn.graph.SpikingNetwork` is exported node by node with its edges (a chain,
+a DAG, a recurrent graph); a composite node (a residual block exporting itself through
+``nir_subgraph``) is inserted as its subgraph.
 
 Shapes in NIR exclude the batch dimension. A neuron with leak λ and threshold v_th, discretised
 with step dt, is NIR's LIF with τ = dt / (1 − λ), r = τ / dt, v_leak = 0 (forward Euler then gives
@@ -21,11 +22,12 @@ import torch
 from torch import nn
 
 from ..errors import IRError, UnsupportedLayerError
-from ..snn.network import SpikingNetwork, TimeDropout
+from ..snn.graph import SpikingNetwork
+from ..snn.kinds import CubaSpikingNeuron, LeakyIntegrator
+from ..snn.network import TimeDropout
 from ..snn.neuron import DEFAULT_DYNAMICS, SpikingNeuron
-from .graph_network import GraphNetwork
 from .metadata import DeployMeta, write_meta
-from .modules import CubaSpikingNeuron, Heaviside, LeakyIntegrator, Scale, SumPool2d
+from .modules import Heaviside, Scale, SumPool2d
 
 log = logging.getLogger(__name__)
 
@@ -167,57 +169,44 @@ def _node(table, name: str, m: nn.Module, in_shape: tuple[int, ...], dt: float):
                                 "(add it to MODULE_MAP or give the module a nir_subgraph method)")
 
 
-def _step_shape(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    if isinstance(m, (SpikingNeuron, TimeDropout)):
-        return x
-    if getattr(m, "sequence_aware", False):
-        return m(x.unsqueeze(0))[0]
-    return m(x)
-
-
-def _sequential(net: SpikingNetwork, table, shape, dt) -> tuple[dict, list, str]:
-    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array(shape)})}
-    edges: list[tuple[str, str]] = []
-    prev: str = "input"
-    x = torch.zeros(1, *shape)
-    for name, m in net.layers.items():
-        node = _node(table, name, m, tuple(x.shape[1:]), dt)
-        x = _step_shape(m, x)
-        if node is None:
-            log.debug("layer %s (%s) is the identity at inference; not exported", name, type(m).__name__)
-            continue
-        if isinstance(node, tuple):  # composite: (nodes, edges, entry, exit)
-            sub_nodes, sub_edges, entry, exit_ = node
-            clash = set(sub_nodes) & set(nodes)
-            if clash:
-                raise UnsupportedLayerError(f"layer {name!r}: its subgraph reuses node names {sorted(clash)}")
-            nodes.update(sub_nodes)
-            edges += [tuple(e) for e in sub_edges]
-            edges += [(prev, e) for e in ([entry] if isinstance(entry, str) else entry)]
-            prev = exit_
-            continue
-        nodes[name] = node
-        edges.append((prev, name))
-        prev = name
-    return nodes, edges, prev
-
-
-def _graph(net: GraphNetwork, table, shape, dt) -> tuple[dict, list, list[str]]:
+def _graph(net: SpikingNetwork, table, shape, dt) -> tuple[dict, list, list[str]]:
+    """Nodes and edges of the network's graph (without the ``output`` node and the edges into it);
+    returns also the nodes feeding the output."""
     shapes = net.infer_shapes()
     nodes: dict[str, nir.NIRNode] = {net.input_node: nir.Input(input_type={"input": np.array(shape)})}
     edges = [e for e in net.edges if e[1] != net.output_node]  # to_nir adds the edges into "output"
+    lasts = list(net.preds[net.output_node])
     for name, m in net.named_nodes():
         in_shape = shapes[net.preds[name][0]]
         node = _node(table, name, m, in_shape, dt)
-        if isinstance(node, tuple):
-            raise UnsupportedLayerError(f"layer {name!r}: composite modules inside a GraphNetwork are not exported")
         if node is None:  # identity at inference: join its in- and out-edges (NIR sums edges)
+            log.debug("layer %s (%s) is the identity at inference; not exported", name, type(m).__name__)
             ins = [a for a, b in edges if b == name]
             outs = [b for a, b in edges if a == name]
             edges = [e for e in edges if name not in e] + [(a, b) for a in ins for b in outs]
+            if name in lasts:
+                lasts = [p for p in lasts if p != name] + ins
+            continue
+        if isinstance(node, tuple):  # composite: (nodes, edges, entry, exit)
+            sub_nodes, sub_edges, entry, exit_ = node
+            clash = set(sub_nodes) & (set(nodes) | set(net.node_order) - {name})
+            if clash:
+                raise UnsupportedLayerError(f"layer {name!r}: its subgraph reuses node names {sorted(clash)}")
+            nodes.update(sub_nodes)
+            entries = [entry] if isinstance(entry, str) else list(entry)
+            new = [tuple(e) for e in sub_edges]
+            for a, b in edges:
+                if b == name:
+                    new += [(a, e) for e in entries]
+                elif a == name:
+                    new.append((exit_, b))
+                else:
+                    new.append((a, b))
+            edges = new
+            lasts = [exit_ if p == name else p for p in lasts]
             continue
         nodes[name] = node
-    return nodes, edges, net.preds[net.output_node]
+    return nodes, edges, lasts
 
 
 def _fill_types(graph: nir.NIRGraph, meta: DeployMeta) -> None:
@@ -245,15 +234,15 @@ def _undefined(types) -> bool:
     return types is None or any(v is None for v in types.values())
 
 
-def to_nir(net: SpikingNetwork | GraphNetwork, meta: DeployMeta,
+def to_nir(net: SpikingNetwork, meta: DeployMeta,
            module_map: dict[type, Converter] | None = None) -> nir.NIRGraph:
     """Convert a network to a NIR graph carrying ``meta``.
 
-    A :class:`SpikingNetwork` is exported layer by layer; a layer whose type is not in the table
+    The network is exported node by node with its edges; a node whose type is not in the table
     but has ``nir_subgraph(prefix, in_shape, dt) -> (nodes, edges, entry, exit)`` (a residual
-    block) is inserted as that subgraph: the previous node feeds ``entry`` (a name or a list of
-    names), ``exit`` feeds the next layer. A :class:`GraphNetwork` is exported node by node with
-    its edges. Node types are filled in from a dry run, so the file passes NIR's type check.
+    block) is inserted as that subgraph: its predecessors feed ``entry`` (a name or a list of
+    names), ``exit`` feeds its successors. Node types are filled in from a dry run, so the file
+    passes NIR's type check.
     """
     table = {**MODULE_MAP, **(module_map or {})}
     shape = tuple(meta.input_shape) or tuple(net.input_shape or ())
@@ -264,11 +253,7 @@ def to_nir(net: SpikingNetwork | GraphNetwork, meta: DeployMeta,
     net.eval()
     try:
         with torch.no_grad():
-            if isinstance(net, GraphNetwork):
-                nodes, edges, lasts = _graph(net, table, shape, meta.dt)
-            else:
-                nodes, edges, last = _sequential(net, table, shape, meta.dt)
-                lasts = [last]
+            nodes, edges, lasts = _graph(net, table, shape, meta.dt)
     finally:
         net.train(was)
     nodes["output"] = nir.Output(output_type={"output": None})

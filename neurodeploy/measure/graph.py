@@ -246,29 +246,25 @@ _CACHE: "weakref.WeakKeyDictionary[nn.Module, OpGraph]" = weakref.WeakKeyDiction
 def graph_from_network(net: nn.Module) -> OpGraph:
     """The operation graph of a network (cached per network object; shapes are static).
 
-    A sequential :class:`SpikingNetwork` is walked layer by layer; a ``GraphNetwork`` (NIR DAG) by
-    its nodes and edges; a network holding residual blocks (layers with ``nir_subgraph``) through
-    its NIR export, so node names are the NIR names (``block1.sn1``, ``block1.add``).
+    The network is walked by its nodes and edges; a network holding residual blocks (layers with
+    ``nir_subgraph``) through its NIR export, so node names are the NIR names (``block1.sn1``,
+    ``block1.add``).
     """
     g = _CACHE.get(net)
     if g is not None and g.timesteps == net.timesteps and g.encoding == net.encoding:
         return g
-    if hasattr(net, "named_nodes") and hasattr(net, "preds"):  # ir.graph_network.GraphNetwork
-        nodes: dict[str, Node] = {net.input_node: Node(net.input_node, "input", None, [])}
-        for name, m in net.named_nodes():
-            nodes[name] = Node(name, _kind(m), m, list(net.preds[name]))
-        g = _analyse(nodes, tuple(net.input_shape), net.encoding, net.timesteps)
-    elif any(hasattr(m, "nir_subgraph") for m in net.layers.values()):
+    if net.recurrent_edges:
+        a, b = net.recurrent_edges[0]
+        raise UnsupportedLayerError(f"op counting: recurrent graphs are not supported yet (edge {a}→{b})")
+    if any(hasattr(m, "nir_subgraph") for _, m in net.named_nodes()):
         from ..ir import DeployMeta, to_nir
 
         meta = DeployMeta(timesteps=net.timesteps, encoding=net.encoding, input_shape=list(net.input_shape))
         g = graph_from_nir(to_nir(net, meta), meta)
     else:
-        nodes = {"input": Node("input", "input", None, [])}
-        prev = "input"
-        for name, m in net.layers.items():
-            nodes[name] = Node(name, _kind(m), m, [prev])
-            prev = name
+        nodes: dict[str, Node] = {net.input_node: Node(net.input_node, "input", None, [])}
+        for name, m in net.named_nodes():
+            nodes[name] = Node(name, _kind(m), m, list(net.preds[name]))
         g = _analyse(nodes, tuple(net.input_shape), net.encoding, net.timesteps)
     _CACHE[net] = g
     return g

@@ -319,6 +319,8 @@ class SpikingNeuron(nn.Module):
     forces that path; both give identical spikes and, up to rounding, identical gradients).
     """
 
+    sequence_aware = True  # the executor hands it the whole sequence [T, B, ...]
+
     def __init__(self, spec: NeuronSpec | None = None, surrogate: Callable | None = None) -> None:
         super().__init__()
         spec = spec or NeuronSpec()
@@ -337,6 +339,10 @@ class SpikingNeuron(nn.Module):
             self.threshold.clamp_(min=1e-3)
 
     fused = True  # run the time loop as one autograd node (fused_sequence) when the surrogate allows
+
+    def step(self, x: torch.Tensor, state: NeuronState | None) -> tuple[torch.Tensor, NeuronState]:
+        """One time step (:func:`neuron_step`), for an executor running a recurrent cycle step by step."""
+        return neuron_step(x, state, self.threshold, self.leak, self.reset, self.surrogate, self.dynamics)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         state = self.state if self.carry_state else None

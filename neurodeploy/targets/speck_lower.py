@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..errors import TargetError, UnsupportedLayerError
-from ..ir.from_nir import NODE_MAP, chain_order
+from ..ir.from_nir import NODE_MAP, chain_order, refuse_recurrent
 from ..ir.metadata import DeployMeta
 from ..snn.neuron import SpikingNeuron
 from ._samna_shim import ensure_dynapcnn_importable
@@ -115,6 +115,7 @@ def lower(graph: nir.NIRGraph, meta: DeployMeta, options: SpeckOptions | Mapping
     """Cut the NIR chain into cores and build the float sinabs network (not yet discretised)."""
     if not isinstance(options, SpeckOptions):
         options = SpeckOptions.from_mapping(options or {}, "speck options")
+    refuse_recurrent(graph, "Speck")  # its cores feed forward only
     order = chain_order(graph, "<speck>")
     meta_in = meta
     meta = copy.deepcopy(meta)  # the NIR converters note what they did in meta; keep the caller's clean

@@ -14,9 +14,11 @@ from ..snn.network import SpikingNetwork
 
 
 def copy_ann_weights(ann: nn.Module, snn: SpikingNetwork) -> None:
-    """Load the ANN twin's weights into the SNN (same layer names)."""
+    """Load the ANN twin's weights into the SNN (same layer names; the ANN is a module whose children
+    are the layers, or the executor with ReLU slots, whose ``layers`` are)."""
     target = snn.layers.state_dict()
-    src = {k: v for k, v in ann.state_dict().items() if k in target}
+    layers = ann.layers if isinstance(ann, SpikingNetwork) else ann
+    src = {k: v for k, v in layers.state_dict().items() if k in target}
     missing = [k for k in target if k not in src and not k.endswith(("threshold", "leak"))]
     if missing:
         raise ValueError(f"ANN and SNN layers differ: {missing}")

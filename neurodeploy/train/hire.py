@@ -77,7 +77,7 @@ class KappaBuffer:
 
 
 def _unwrap(model: nn.Module) -> SpikingNetwork:
-    return model.module if hasattr(model, "module") else model  # type: ignore[return-value]
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # type: ignore[return-value]
 
 
 def hire_batch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,

@@ -9,9 +9,8 @@ from torch import nn
 
 from neurodeploy.errors import IRError, UnsupportedLayerError
 from neurodeploy.ir import DeployMeta, to_nir
-from neurodeploy.ir.graph_network import GraphNetwork
-from neurodeploy.ir.onnx_io import (AnnGraph, build_ann, build_snn, convert_onnx, export_ann_onnx, export_snn_onnx,
-                                    read_onnx)
+from neurodeploy.ir.onnx_io import build_ann, build_snn, export_ann_onnx, export_snn_onnx, read_onnx
+from neurodeploy.train.onnx_convert import convert_onnx
 from neurodeploy.snn.network import SpikingNetwork
 
 onnx = pytest.importorskip("onnx")
@@ -30,7 +29,7 @@ def test_ann_twin_roundtrip(trained_pair, digits_data, tmp_path):
     model = read_onnx(tmp_path / "ann.onnx")
     assert model.is_chain and model.input_shape == (1, 8, 8) and model.num_classes == 10
     twin = build_ann(model)
-    assert [n for n, _ in twin.named_children()] == [n for n, _ in ann.named_children()]  # same layer names
+    assert list(twin.layers.keys()) == [n for n, _ in ann.named_children()]  # same layer names
     x = digits_data.x_test[:64]
     with torch.no_grad():
         ref = ann.eval()(x)
@@ -80,13 +79,13 @@ def test_residual_onnx_graph_in_and_out(tmp_path):
     model = read_onnx(tmp_path / "res.onnx")
     assert not model.is_chain
     ann = build_ann(model)
-    assert isinstance(ann, AnnGraph)
+    assert isinstance(ann, SpikingNetwork) and ann.timesteps == 1 and not ann.neurons()  # the executor, no time
     x = torch.rand(7, 1, 8, 8)
     with torch.no_grad():
         assert torch.allclose(ann(x), res(x), atol=1e-5)
     snn = build_snn(model, timesteps=6)
-    assert isinstance(snn, GraphNetwork)
-    assert set(snn.layers.state_dict()) >= {k for k in ann.state_dict()}  # weights load by name
+    assert not snn.is_chain
+    assert set(snn.layers.state_dict()) >= {k for k in ann.layers.state_dict()}  # weights load by name
     export_snn_onnx(snn, tmp_path / "res_snn.onnx")
     with torch.no_grad():
         ref = snn(x)

@@ -57,7 +57,7 @@ from torch import nn
 
 from ...data.encoding import rate_code
 from ...errors import TargetError, UnsupportedLayerError
-from ...ir.from_nir import SumPool2d, from_nir
+from ...ir.from_nir import SumPool2d, from_nir, refuse_recurrent
 from ...ir.metadata import DeployMeta
 from ...measure.ops import fanout_maps
 from ...snn.network import SpikingNetwork, TimeDropout
@@ -458,11 +458,12 @@ def _input_fanout(group: list[tuple[str, nn.Module]], in_shape: tuple[int, ...])
 def lower(graph: nir.NIRGraph, meta: DeployMeta, options: LoihiOptions | Mapping[str, Any] | None,
           log_line: Callable[[str], None]) -> tuple[LoihiProgram, SpikingNetwork]:
     """Lower a NIR graph: rebuild the float network from the graph, then :func:`lower_network`."""
+    refuse_recurrent(graph, "loihi")
     net = from_nir(graph, meta)
-    if not isinstance(net, SpikingNetwork):
+    if not net.is_chain:
         outs: dict[str, int] = {}
         ins: dict[str, int] = {}
-        for a, b in graph.edges:
+        for a, b in net.edges:
             outs[a] = outs.get(a, 0) + 1
             ins[b] = ins.get(b, 0) + 1
         forks = sorted(n for n, k in outs.items() if k > 1)
