@@ -7,7 +7,9 @@ the graph's ``metadata["neurodeploy"]``. Graphs written by other tools have no s
 get the defaults below, which the importer can override. ``convention`` says how continuous-time
 parameters are read (``nir``: forward Euler; ``sinabs``: sinabs' exp decay, reset by subtraction),
 ``mapping`` records, per node, how an imported graph's parameters were mapped to our neurons, and
-``source`` the file it was imported from.
+``source`` the file it was imported from. ``max_pools`` marks, per max-pool layer of the source
+network, the NIR ``SumPool2d`` + ``Threshold`` pair it was exported as (an OR of binary spikes, equal
+to max pooling only for spikes in {0, 1}; see :func:`neurodeploy.ir.to_nir.maxpool_subgraph`).
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ class DeployMeta:
     convention: str = "nir"
     mapping: dict[str, str] = field(default_factory=dict)  # node -> how its parameters were mapped
     source: str = ""  # the file a graph was imported from
+    # max-pool layer -> {"sum_pool": node, "threshold": node, "input": neuron node, kernel/stride/padding}
+    max_pools: dict[str, dict[str, Any]] = field(default_factory=dict)
     schema: int = SCHEMA
 
     def reset_of(self, node: str) -> str:
