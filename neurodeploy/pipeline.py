@@ -228,7 +228,10 @@ def export_stage(run: Run) -> Path:
     r = run.recipe
     meta = DeployMeta(timesteps=r.timesteps, encoding=r.data.encoding, readout="sum",
                       input_shape=list(run.data.input_shape))
-    write_nir(to_nir(run.model, meta), run.nir_path)
+    from .ir import fold_batchnorm
+
+    # BatchNorm (SEW-ResNet's) has no NIR node: folded into the conv before it (inference form, exact)
+    write_nir(to_nir(fold_batchnorm(run.model), meta), run.nir_path)
     log.info("export: wrote %s", run.nir_path)
     return run.nir_path
 
