@@ -258,11 +258,12 @@ def graph_from_network(net: nn.Module) -> OpGraph:
         for name, m in net.named_nodes():
             nodes[name] = Node(name, _kind(m), m, list(net.preds[name]))
         g = _analyse(nodes, tuple(net.input_shape), net.encoding, net.timesteps)
-    elif any(hasattr(m, "nir_subgraph") for m in net.layers.values()):
-        from ..ir import DeployMeta, to_nir
+    elif any(hasattr(m, "nir_subgraph") or isinstance(m, nn.MaxPool2d) for m in net.layers.values()):
+        from ..ir import DeployMeta, fold_batchnorm, to_nir
 
+        # through the NIR form: BatchNorm folded, a max pool of spikes as its sum pool + OR threshold
         meta = DeployMeta(timesteps=net.timesteps, encoding=net.encoding, input_shape=list(net.input_shape))
-        g = graph_from_nir(to_nir(net, meta), meta)
+        g = graph_from_nir(to_nir(fold_batchnorm(net), meta), meta)
     else:
         nodes = {"input": Node("input", "input", None, [])}
         prev = "input"
