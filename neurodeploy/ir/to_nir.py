@@ -114,8 +114,10 @@ _BINARY = (SpikingNeuron, Heaviside, nn.MaxPool2d)  # outputs in {0, 1} (our neu
 _PASS = (nn.Dropout, TimeDropout, nn.Identity)  # identity at inference
 
 
-def _maxpool_inputs(net: nn.Module) -> dict[str, dict]:
-    """The ``max_pools`` metadata: for every top-level ``MaxPool2d``, its NIR pair and its input neuron.
+def _maxpool_inputs(net: nn.Module, previous: dict[str, dict] | None = None) -> dict[str, dict]:
+    """The ``max_pools`` metadata: for every top-level ``MaxPool2d``, its NIR pair and its input neuron;
+    ``previous`` entries (a network re-imported from NIR) are kept while their SumPool2d and
+    Threshold layers are still there.
 
     UnsupportedLayerError naming the layer when its input is not binary spikes (then OR ≠ max).
     """
@@ -136,7 +138,8 @@ def _maxpool_inputs(net: nn.Module) -> dict[str, dict]:
             n = pred[n][0]
         return n
 
-    out: dict[str, dict] = {}
+    out = {k: v for k, v in (previous or {}).items()
+           if isinstance(mods.get(v.get("sum_pool")), SumPool2d) and isinstance(mods.get(v.get("threshold")), Heaviside)}
     for n, m in items:
         if not isinstance(m, nn.MaxPool2d):
             continue
@@ -326,7 +329,7 @@ def to_nir(net: SpikingNetwork | GraphNetwork, meta: DeployMeta,
     if not shape:
         raise UnsupportedLayerError("to_nir: the input shape is unknown (set meta.input_shape)")
     meta.input_shape = list(shape)
-    meta.max_pools = _maxpool_inputs(net)
+    meta.max_pools = _maxpool_inputs(net, meta.max_pools)
     was = net.training
     net.eval()
     try:

@@ -50,6 +50,8 @@ def test_maxpool_exports_as_sum_pool_and_threshold_and_reimports_exactly(tmp_pat
     for name in ("sn1", "sn2"):
         assert torch.equal(net.spike_maps[name], back.spike_maps[name])
     assert int(net.spike_counts["sn2"].sum()) > 100  # the pool's output actually carries spikes
+    again = to_nir(back, meta)  # a re-imported network re-exports the same pair, still marked
+    assert isinstance(again.nodes["pool1_or"], nir.Threshold) and list(meta.max_pools) == ["pool1"]
 
 
 def test_maxpool_after_a_non_spiking_layer_is_refused_in_one_line():

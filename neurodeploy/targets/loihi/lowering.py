@@ -55,8 +55,8 @@ from torch import nn
 
 from ...errors import TargetError, UnsupportedLayerError
 from ...ir.from_nir import SumPool2d, from_nir
-from ...ir.modules import Heaviside
 from ...ir.metadata import DeployMeta
+from ...ir.modules import Heaviside
 from ...measure.ops import fanout_maps
 from ...snn.network import SpikingNetwork, TimeDropout
 from ...snn.neuron import SpikingNeuron
@@ -312,6 +312,7 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: dict[str, Any], 
     layers: list[LoihiLayer] = []
     group: list[tuple[str, nn.Module]] = []
     cur_shape, prev_neuron = shape, None
+    or_layers: list[str] = []  # max pools of spikes lowered as OR layers (.or_layer)
 
     def close(neuron_name: str | None, neuron: SpikingNeuron | None) -> None:
         nonlocal cur_shape, prev_neuron
@@ -382,15 +383,14 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: dict[str, Any], 
         cur_shape = out_shape
         group.clear()
 
-    from .or_layer import or_layer
-
-    or_layers: list[str] = []
     for name, m in items:
         if isinstance(m, SpikingNeuron):
             if not group:
                 raise UnsupportedLayerError(f"node {name!r}: a neuron layer without a synaptic layer before it")
             close(name, m)
         elif isinstance(m, Heaviside):  # a max pool of spikes exported as SumPool2d + Threshold
+            from .or_layer import or_layer
+
             layers.append(or_layer(name, m, group, cur_shape, prev_neuron, log_line))
             cur_shape, prev_neuron = layers[-1].out_shape, name
             or_layers.append(name)
