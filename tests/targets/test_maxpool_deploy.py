@@ -12,7 +12,7 @@ from torch import nn
 from neurodeploy.errors import UnsupportedLayerError
 from neurodeploy.ir import DeployMeta, to_nir
 from neurodeploy.ir.metadata import read_meta
-from neurodeploy.ir.modules import Heaviside
+from neurodeploy.ir.modules import Heaviside, SumPool2d
 from neurodeploy.snn.network import SpikingNetwork
 from neurodeploy.snn.neuron import NeuronSpec, SpikingNeuron
 from neurodeploy.targets import get_target
@@ -116,6 +116,21 @@ def test_emulator_or_layer_matches_the_float_source_max_pool(graph):
     assert out.layer_spikes["pool1_or"].sum() > 0
     assert out.synops["pool1"].tolist() == out.layer_spikes["sn1"].tolist()  # 2x2 stride 2: one route per spike
     assert set(out.synops) >= {"conv1", "pool1", "conv2", "pool2", "fc"}
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.8])
+def test_any_threshold_below_one_is_the_same_or(theta):
+    """n > θ ⇔ n ≥ 1 for θ in [0, 1): the OR layer fires on one spike whatever θ is."""
+    sn = SpikingNeuron(NeuronSpec(threshold=0.4, reset="zero"))
+    net = SpikingNetwork([("conv1", nn.Conv2d(1, 2, 3, padding=1, bias=False)), ("sn1", sn),
+                          ("pool1", SumPool2d((2, 2))), ("pool1_or", Heaviside(torch.tensor(theta))),
+                          ("flatten", nn.Flatten()), ("fc", nn.Linear(32, 3, bias=False))], 4, "direct", "sum",
+                         (1, 8, 8))
+    prog = lower_network(net, 4, {"input_spikes": "graded"}, lambda s: None)
+    res = emulate(prog, prog.encode(torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(7))), raster=True)
+    prev = res["raster"]["sn1"].float().reshape(-1, 2, 8, 8)
+    mp = F.max_pool2d(prev, 2).reshape(4, 6, -1) > 0
+    assert prog.layers[1].vth == 1 and torch.equal(res["raster"]["pool1_or"], mp) and mp.any()
 
 
 def test_a_threshold_not_after_a_sum_pool_is_refused():

@@ -29,8 +29,8 @@ def or_layer(name: str, m: Heaviside, group: list[tuple[str, nn.Module]], in_sha
 
     Synapse: the sum pool as a conv with weight 2 on the channel diagonal (even 8-bit grid, σ = 2);
     neurons: iDecay = vDecay = 4096, so u = a << 6 and v = u (no memory of earlier steps), and
-    vThMant = round(θ·σ) = 1 for θ = 0.5: v > 1 << 6 ⇔ 2·n > 1 ⇔ n ≥ 1 for the n spikes in the
-    window. Exact when the input spikes are in {0, 1} (a neuron layer's output); it cannot be folded
+    vThMant = 1: v > 1 << 6 ⇔ 2·n > 1 ⇔ n ≥ 1 ⇔ n > θ for the n spikes in the window and any
+    threshold θ in [0, 1) (0.5 as exported). Exact when the input spikes are in {0, 1} (a neuron layer's output); it cannot be folded
     into the next synapse (OR is not linear), so it costs one Loihi layer and one step of latency.
     """
     pools = [(n, p) for n, p in group if isinstance(p, SumPool2d)]
@@ -51,7 +51,7 @@ def or_layer(name: str, m: Heaviside, group: list[tuple[str, nn.Module]], in_sha
     w[np.arange(c), np.arange(c)] = int(sigma)
     with torch.no_grad():
         out_shape = tuple(pool(torch.zeros(1, *in_shape)).shape[1:])
-    vth = max(1, int(round(theta * sigma)))  # θ = 0 -> 1 as well: 2·n > 1 ⇔ n > 0
+    vth = 1  # for every θ in [0, 1): n > θ ⇔ n ≥ 1 ⇔ 2·n > 1 (round(θ·σ) would give 2, n ≥ 2, for θ ≥ 0.75)
     layer = LoihiLayer(name=name, synapse=pname, folded=[], kind="conv", weight=w, in_shape=tuple(in_shape),
                        out_shape=out_shape, stride=s, padding=pad, scale=sigma, vth=vth, i_decay=DECAY_UNITY,
                        v_decay=DECAY_UNITY, input_neuron=prev_neuron, fanout=_input_fanout(group, in_shape))
