@@ -158,6 +158,12 @@ def _scale(node: nir.Scale, name, meta) -> nn.Module:
 
 
 def _threshold(node: nir.Threshold, name, meta) -> nn.Module:
+    pools = [p for p, d in meta.max_pools.items() if d.get("threshold") == name]
+    if pools:  # our metadata: this Threshold and the SumPool2d before it are a max pool of binary spikes
+        d = meta.max_pools[pools[0]]
+        _note(meta, name, f"Threshold after SumPool2d {d.get('sum_pool')!r}: max pool {pools[0]!r} of binary spikes "
+                          f"as an OR (Σ window > {_fmt(_arr(node.threshold))}; exact for spikes in {{0, 1}} from "
+                          f"{d.get('input')!r})")
     return Heaviside(_scalar_or_tensor(_arr(node.threshold)))
 
 

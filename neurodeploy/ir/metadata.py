@@ -12,6 +12,9 @@ IF/LIF cannot say when they differ from the default (``spike``: single | multi, 
 membrane floor or None, ``reset_at``: next | now; see :mod:`neurodeploy.snn.neuron`);
 ``read_as`` says which producer convention an imported file was read with and why (detected from
 the file or given by the user), ``dt_source`` where dt came from (user | file | convention | default).
+``source`` the file it was imported from. ``max_pools`` marks, per max-pool layer of the source
+network, the NIR ``SumPool2d`` + ``Threshold`` pair it was exported as (an OR of binary spikes, equal
+to max pooling only for spikes in {0, 1}; see :func:`neurodeploy.ir.to_nir.maxpool_subgraph`).
 """
 from __future__ import annotations
 
@@ -47,6 +50,8 @@ class DeployMeta:
     neurons: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> {spike, min_v, reset_at}
     read_as: str = ""  # "<convention>: <why>" for an imported file
     dt_source: str = "default"  # user | file | convention <name> | default
+    # max-pool layer -> {"sum_pool": node, "threshold": node, "input": neuron node, kernel/stride/padding}
+    max_pools: dict[str, dict[str, Any]] = field(default_factory=dict)
     schema: int = SCHEMA
 
     def reset_of(self, node: str) -> str:

@@ -295,7 +295,7 @@ class _Reader:
             raise self._err(n, "MaxPool with indices output is not supported")
         k, s, p = self._pool_args(n, a)
         self._add(n, "pool", nn.MaxPool2d(k, s, p), [self._src(n, n.input[0])])
-        self.log.append(f"{n.name or n.op_type}: max pooling kept (runs in torch/ONNX; NIR targets refuse it)")
+        self.log.append(f"{n.name or n.op_type}: max pooling kept (NIR export: an OR of spikes, SumPool2d + Threshold, only when it follows a neuron)")
 
     def _op_BatchNormalization(self, n, a) -> None:
         scale, bias, mean, var = (self.const.get(t) for t in n.input[1:5])

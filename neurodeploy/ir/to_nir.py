@@ -86,9 +86,76 @@ def _skip(m, in_shape, dt):
     return None
 
 
-def _refuse_maxpool(m, in_shape, dt):
-    raise UnsupportedLayerError("MaxPool2d: max pooling has no NIR node (and no Lava/Speck equivalent); "
-                                "use average pooling (model.pooling = 'avg')")
+OR_THRESHOLD = 0.5  # sum ≥ 1 ⇔ sum > 0.5 for integer spike counts
+
+
+def _maxpool(m: nn.MaxPool2d, in_shape, dt):
+    """Max pooling of binary spikes as an OR: NIR ``SumPool2d`` then a stateless ``Threshold`` (θ = 0.5).
+
+    For spikes s ∈ {0, 1}, max over a window = 1 ⇔ Σ window ≥ 1 ⇔ Σ window > 0.5, so the pair is
+    exact; for anything else (currents, spike counts) it is not, and :func:`_maxpool_inputs`
+    refuses the export. Padding: max pooling pads with −∞, sum pooling with 0; for spikes ≥ 0 the
+    two agree (PyTorch keeps padding ≤ k/2, so every window holds at least one real input).
+    Returns a builder ``name -> (nodes, edges, entry, exit)`` (a composite of two nodes).
+    """
+    if m.ceil_mode or m.return_indices or _pair(m.dilation).tolist() != [1, 1]:
+        raise UnsupportedLayerError("MaxPool2d with ceil_mode, return_indices or dilation has no exact sum-pool "
+                                    "form; use ceil_mode=False, dilation=1")
+    k = _pair(m.kernel_size)
+    s = _pair(m.stride if m.stride is not None else m.kernel_size)
+    pool = nir.SumPool2d(kernel_size=k, stride=s, padding=_pair(m.padding))
+    out = tuple(m(torch.zeros(1, *in_shape)).shape[1:])
+    thr = nir.Threshold(np.full(out, OR_THRESHOLD, np.float32))
+
+    def build(name: str) -> tuple[dict, list, str, str]:
+        return {name: pool, f"{name}_or": thr}, [(name, f"{name}_or")], name, f"{name}_or"
+
+    return build
+
+
+_BINARY = (SpikingNeuron, Heaviside, nn.MaxPool2d)  # outputs in {0, 1} when the neurons emit one spike per step
+
+
+def _binary(m: nn.Module | None) -> bool:
+    """Whether ``m``'s output is binary spikes: a multi-spike neuron (sinabs' ⌊v/θ⌋) is not."""
+    dyn = getattr(m, "dynamics", None)
+    return isinstance(m, _BINARY) and (dyn is None or dyn.spike == "single")
+_PASS = (nn.Dropout, TimeDropout, nn.Identity)  # identity at inference
+
+
+def _maxpool_inputs(net: nn.Module, previous: dict[str, dict] | None = None) -> dict[str, dict]:
+    """The ``max_pools`` metadata: for every top-level ``MaxPool2d``, its NIR pair and its input neuron;
+    ``previous`` entries (a network re-imported from NIR) are kept while their SumPool2d and
+    Threshold layers are still there.
+
+    UnsupportedLayerError naming the layer when its input is not binary spikes (then OR ≠ max).
+    """
+    items = list(net.named_nodes())
+    pred = {n: list(net.preds[n]) for n, _ in items}
+    mods = dict(items)
+
+    def source(n: str) -> str:  # skip identity-at-inference layers
+        while n in mods and isinstance(mods[n], _PASS) and len(pred.get(n, [])) == 1:
+            n = pred[n][0]
+        return n
+
+    out = {k: v for k, v in (previous or {}).items()
+           if isinstance(mods.get(v.get("sum_pool")), SumPool2d) and isinstance(mods.get(v.get("threshold")), Heaviside)}
+    for n, m in items:
+        if not isinstance(m, nn.MaxPool2d):
+            continue
+        srcs = [source(p) for p in pred[n]]
+        bad = [p for p in srcs if not _binary(mods.get(p))]
+        if bad:
+            what = ", ".join(f"{p!r} ({type(mods[p]).__name__ if p in mods else 'the network input'})" for p in bad)
+            raise UnsupportedLayerError(
+                f"layer {n!r} (MaxPool2d): its input comes from {what}, not from a spiking neuron; max pooling "
+                "is exported as an OR of binary spikes (SumPool2d + Threshold), which equals max only for spikes "
+                "in {0, 1}: move the pooling after a neuron or use average pooling (model.pooling = 'avg')")
+        k, s = _pair(m.kernel_size), _pair(m.stride if m.stride is not None else m.kernel_size)
+        out[n] = {"sum_pool": n, "threshold": f"{n}_or", "input": srcs[0], "kernel_size": k.tolist(),
+                  "stride": s.tolist(), "padding": _pair(m.padding).tolist(), "exact": "binary spikes"}
+    return out
 
 
 def _refuse_bn(m, in_shape, dt):
@@ -146,7 +213,7 @@ MODULE_MAP: dict[type, Converter] = {
     nn.Dropout: _skip,
     TimeDropout: _skip,
     nn.Identity: _skip,
-    nn.MaxPool2d: _refuse_maxpool,
+    nn.MaxPool2d: _maxpool,
     nn.BatchNorm1d: _refuse_bn,
     nn.BatchNorm2d: _refuse_bn,
 }
@@ -160,7 +227,8 @@ def _node(table, name: str, m: nn.Module, in_shape: tuple[int, ...], dt: float):
     conv = table.get(type(m))
     try:
         if conv is not None:
-            return conv(m, in_shape, dt)
+            out = conv(m, in_shape, dt)
+            return out(name) if callable(out) else out  # a composite builder taking the layer's name
         if hasattr(m, "nir_subgraph"):
             return m.nir_subgraph(name, tuple(in_shape), dt)
     except UnsupportedLayerError as e:
@@ -249,6 +317,7 @@ def to_nir(net: SpikingNetwork, meta: DeployMeta,
     if not shape:
         raise UnsupportedLayerError("to_nir: the input shape is unknown (set meta.input_shape)")
     meta.input_shape = list(shape)
+    meta.max_pools = _maxpool_inputs(net, meta.max_pools)
     was = net.training
     net.eval()
     try:

@@ -256,11 +256,12 @@ def graph_from_network(net: nn.Module) -> OpGraph:
     if net.recurrent_edges:
         a, b = net.recurrent_edges[0]
         raise UnsupportedLayerError(f"op counting: recurrent graphs are not supported yet (edge {a}→{b})")
-    if any(hasattr(m, "nir_subgraph") for _, m in net.named_nodes()):
-        from ..ir import DeployMeta, to_nir
+    if any(hasattr(m, "nir_subgraph") or isinstance(m, nn.MaxPool2d) for _, m in net.named_nodes()):
+        from ..ir import DeployMeta, fold_batchnorm, to_nir
 
+        # through the NIR form: BatchNorm folded, a max pool of spikes as its sum pool + OR threshold
         meta = DeployMeta(timesteps=net.timesteps, encoding=net.encoding, input_shape=list(net.input_shape))
-        g = graph_from_nir(to_nir(net, meta), meta)
+        g = graph_from_nir(to_nir(fold_batchnorm(net), meta), meta)
     else:
         nodes: dict[str, Node] = {net.input_node: Node(net.input_node, "input", None, [])}
         for name, m in net.named_nodes():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..ir import DeployMeta, to_nir, write_nir
+from ..ir import DeployMeta, fold_batchnorm, to_nir, write_nir
 from ..run import Run
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ def export_stage(run: Run) -> Path:
     if run.imported:
         log.info("export: the source is the imported %s; nothing to export", run.nir_path)
         return run.nir_path
-    write_nir(to_nir(run.model, deploy_meta(run)), run.nir_path)
+    # BatchNorm (SEW-ResNet's) has no NIR node: folded into the conv before it (inference form, exact)
+    write_nir(to_nir(fold_batchnorm(run.model), deploy_meta(run)), run.nir_path)
     log.info("export: wrote %s", run.nir_path)
     return run.nir_path

@@ -126,6 +126,8 @@ def lower(graph: nir.NIRGraph, meta: DeployMeta, options: SpeckOptions | Mapping
             raise UnsupportedLayerError(
                 f"node {name!r} ({type(node).__name__}): max pooling cannot run on Speck (its cores only "
                 "sum-pool spikes on the way to the next core); retrain with average pooling (model.pooling = 'avg')")
+        if isinstance(node, nir.Threshold):
+            raise _refuse_or(name, meta)
         if not isinstance(node, (*_SYNAPSES, *_NEURONS, *_POOLS, nir.Flatten, nir.Input, nir.Output)):
             raise UnsupportedLayerError(
                 f"node {name!r} of type {type(node).__name__} has no Speck equivalent (supported: Conv2d, Linear, "
@@ -299,6 +301,26 @@ def _log_dynamics(name: str, mod: SpikingNeuron, log: Callable[[str], None]) -> 
     if d.reset_at == "next" and getattr(mod, "reset", "subtract") == "subtract" and float(mod.leak.detach()) < 1.0:
         log(f"{name}: the source subtracts θ after the leak (HIRE-SNN eq. 1); Speck has no leak, so the order "
             "does not matter once the leak is dropped")
+
+
+def _refuse_or(name: str, meta: DeployMeta) -> UnsupportedLayerError:
+    """Why a max pool of spikes (SumPool2d + Threshold, ``ir.to_nir._maxpool``) cannot run on Speck.
+
+    An OR needs a neuron that fires once per time step however many of its inputs spiked. Speck's
+    neurons are event-driven IAF: every input event is integrated on arrival and can trigger a spike
+    (sinabs models this with MultiSpike, ``sinabs/activation/spike_generation.py:39``: spikes =
+    trunc(v/θ)), and a core's configuration has no spike function to choose
+    (``sinabs/backend/dynapcnn/chips/dynapcnn.py:160``: only threshold_high/low and return_to_zero).
+    With weight 1 and threshold 1, n coincident spikes give n output events: a sum, never an OR; any
+    threshold above 1 loses windows with a single spike. So no extra layer makes it exact.
+    """
+    pools = [p for p, d in meta.max_pools.items() if d.get("threshold") == name]
+    what = f"max pool {pools[0]!r} of binary spikes, exported as SumPool2d + Threshold" if pools else "Threshold"
+    return UnsupportedLayerError(
+        f"node {name!r} ({what}): Speck cannot compute the OR of a max pool: its event-driven IAF neurons integrate "
+        "every input event and emit one output event per threshold crossing, so n spikes in a pooling window give "
+        "n events (sum pooling), never one; there is no per-step saturating neuron to add as an extra core. "
+        "Retrain with average pooling (model.pooling = 'avg') for Speck")
 
 
 def _weight_scale(conv: nn.Module, bits: int = 8) -> float:

@@ -53,7 +53,8 @@ def test_corrupt_and_missing_files(tmp_path):
         read_nir(tmp_path / "missing.nir")
 
 
-def test_maxpool_refused(digits_recipe):
+def test_zoo_maxpool_exports_as_an_or(digits_recipe):
+    """The zoo's max pools follow neurons: exported as SumPool2d + Threshold (tests/ir/test_maxpool_nir.py)."""
     import copy
 
     from neurodeploy.snn import create_snn
@@ -61,8 +62,9 @@ def test_maxpool_refused(digits_recipe):
     r = copy.deepcopy(digits_recipe)
     r.model.pooling = "max"
     snn = create_snn(r, (1, 8, 8), 10)
-    with pytest.raises(UnsupportedLayerError, match="pool1"):
-        to_nir(snn, DeployMeta(input_shape=[1, 8, 8]))
+    g = to_nir(snn, DeployMeta(input_shape=[1, 8, 8]))
+    assert {type(g.nodes[n]).__name__ for n in ("pool1", "pool1_or", "pool2", "pool2_or")} == {"SumPool2d",
+                                                                                              "Threshold"}
 
 
 def test_unsupported_node_named(tmp_path):

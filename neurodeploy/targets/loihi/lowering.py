@@ -25,6 +25,9 @@ Mapping of our neuron (u ← λ·u + I − v_th·s, spike when u > v_th):
 - average/sum pooling (netx has none) folded into the next synaptic layer: for stride = size a
   conv with kernel k·s, stride s·stride, padding s·padding and weights w/k² (exact); otherwise a
   strided depthwise conv composed with the next layer into one dense matrix (exact: both linear);
+- max pooling of spikes (NIR SumPool2d + Threshold, as ``to_nir`` exports it) becomes its own layer
+  of memoryless neurons computing the OR (:mod:`.or_layer`): exact for binary spikes, one extra step
+  of latency;
 - the readout layer (no neuron in the source) becomes a non-firing CUBA integrator whose
   voltage v[T]/2^6 = Σ_t a[t] is read per sample: exactly the source's 'sum over T' readout, up to
   the weight quantisation.
@@ -59,6 +62,7 @@ from ...data.encoding import rate_code
 from ...errors import TargetError, UnsupportedLayerError
 from ...ir.from_nir import SumPool2d, from_nir, refuse_recurrent
 from ...ir.metadata import DeployMeta
+from ...ir.modules import Heaviside
 from ...measure.ops import fanout_maps
 from ...snn.network import SpikingNetwork, TimeDropout
 from ...snn.neuron import SpikingNeuron
@@ -206,8 +210,8 @@ def _fold_group(group: list[tuple[str, nn.Module]], in_shape: tuple[int, ...],
     names = [n for n, _ in group]
     for n, m in group:
         if isinstance(m, nn.MaxPool2d):
-            raise UnsupportedLayerError(f"node {n!r} (MaxPool2d): max pooling has no Loihi/netx equivalent; "
-                                        "use average pooling (model.pooling = 'avg')")
+            raise UnsupportedLayerError(f"node {n!r} (MaxPool2d): lower max pooling through its NIR form (to_nir "
+                                        "exports it as SumPool2d + Threshold, an OR of binary spikes)")
         if not isinstance(m, (nn.Conv2d, nn.Linear, nn.AvgPool2d, SumPool2d, nn.Flatten)):
             raise UnsupportedLayerError(f"node {n!r} ({type(m).__name__}) cannot be lowered to Loihi")
     syn = [(n, m) for n, m in group if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -327,8 +331,8 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
                  f"(T={timesteps}, seed {seed}); the source sees the constant analog value")
     for name, m in net.layers.items():
         if isinstance(m, nn.MaxPool2d):
-            raise UnsupportedLayerError(f"node {name!r} (MaxPool2d): max pooling has no Loihi/netx equivalent; "
-                                        "use average pooling (model.pooling = 'avg')")
+            raise UnsupportedLayerError(f"node {name!r} (MaxPool2d): lower max pooling through its NIR form "
+                                        "(to_nir exports it as SumPool2d + Threshold, an OR of binary spikes)")
     fan = fanouts if fanouts is not None else fanout_maps(net)
     items = [(n, m) for n, m in net.layers.items() if not isinstance(m, (nn.Dropout, TimeDropout, nn.Identity))]
     dropped = [n for n, m in net.layers.items() if isinstance(m, (nn.Dropout, TimeDropout, nn.Identity))]
@@ -337,6 +341,7 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
     layers: list[LoihiLayer] = []
     group: list[tuple[str, nn.Module]] = []
     cur_shape, prev_neuron = shape, None
+    or_layers: list[str] = []  # max pools of spikes lowered as OR layers (.or_layer)
 
     def close(neuron_name: str | None, neuron: SpikingNeuron | None) -> None:
         nonlocal cur_shape, prev_neuron
@@ -411,7 +416,7 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
             prev_neuron = neuron_name
         if layer.input_neuron is not None and sname in fan:
             layer.fanout = fan[sname].reshape(-1).double().numpy()
-        elif layer.input_neuron is None:
+        elif layer.input_neuron is None or layer.input_neuron in or_layers:
             layer.fanout = _input_fanout(group, cur_shape)
         layers.append(layer)
         cur_shape = out_shape
@@ -422,6 +427,13 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
             if not group:
                 raise UnsupportedLayerError(f"node {name!r}: a neuron layer without a synaptic layer before it")
             close(name, m)
+        elif isinstance(m, Heaviside):  # a max pool of spikes exported as SumPool2d + Threshold
+            from .or_layer import or_layer
+
+            layers.append(or_layer(name, m, group, cur_shape, prev_neuron, log_line))
+            cur_shape, prev_neuron = layers[-1].out_shape, name
+            or_layers.append(name)
+            group.clear()
         else:
             group.append((name, m))
     if group:
@@ -430,7 +442,9 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
     else:
         readout = "count"
         log_line(f"readout: spike count of the last neuron layer {layers[-1].name} summed over T")
-    log_line(f"latency: Lava adds one step per layer ({len(layers)} layers); samples are fed back to back with "
+    extra = (f", {len(or_layers)} of them OR layers for max pooling ({', '.join(or_layers)}: +{len(or_layers)} "
+             f"step{'s' if len(or_layers) > 1 else ''} of latency)" if or_layers else "")
+    log_line(f"latency: Lava adds one step per layer ({len(layers)} layers{extra}); samples are fed back to back with "
              f"netx reset_interval=T={timesteps}, reset_offset=1, so each layer sees each sample's T steps")
     return LoihiProgram(layers, shape, timesteps, input_spikes, graded_bits, seed, readout, events=events,
                         event_bits=event_bits)
