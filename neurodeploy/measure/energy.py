@@ -174,6 +174,15 @@ def chip_energy(outputs: Any, profile: Profile, rows: list[dict[str, Any]],
             neuron_of[r["neuron_layer"]] = entry
             entry["neuron_layer"], entry["neurons"] = r["neuron_layer"], r["neurons"]
         layers.append(entry)
+    # synaptic layers only the deployed model has (a lowering may add some): their counted synops too
+    known = {x["name"] for x in layers}
+    for k in outputs.synops:
+        if k not in known and e["synops"] is not None:
+            entry = _blank(k)
+            entry["synops"] = _mean(outputs.synops[k])
+            entry["synop_joules"] = entry["synops"] * e["synops"]
+            counted.add("synops")
+            layers.append(entry)
     # neuron layers: those the rows know plus any the target reported on its own (e.g. a readout)
     names = list(neuron_of) + [n for n in list(outputs.neuron_updates) + list(outputs.layer_spikes)
                                 if n not in neuron_of]

@@ -20,7 +20,6 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..errors import NeurodeployError
 from ..recipe import Profile, load_profile
 from ..snn.network import SpikingNetwork
 from .energy import chip_energy, energy_totals, row_energies
@@ -62,8 +61,8 @@ def measure_report(net: SpikingNetwork, source: Any, targets: Mapping[str, Any] 
 
     ``net``: the source network (structure and shapes). ``source``: its ``Outputs`` or a dict
     neuron layer -> spikes per sample. ``targets``: target name -> ``Outputs``; ``profiles``: target
-    name -> its ``Profile`` (or profile name); a profile with chip constants (``synop``,
-    ``neuron_update_*``, ``spike``) gets a chip estimate. ``spike_maps``: the source's per-neuron
+    name -> its ``Profile`` (or profile name); a profile that prices chip events (synops, spikes,
+    neuron updates) gets a chip estimate, every target its latency. ``spike_maps``: the source's per-neuron
     spike counts ``[B, ...]`` for the exact count. ``input_events``: input spikes per sample when the
     input is spike-coded (rate coding).
     """
@@ -85,7 +84,8 @@ def measure_report(net: SpikingNetwork, source: Any, targets: Mapping[str, Any] 
         "equation": equation,
         "direct_input": direct,
         "timesteps": net.timesteps,
-        "constants": {k: {"value": c.value, "unit": c.unit, "source": c.source} for k, c in cmos.energy.items()},
+        "constants": {k: {"value": c.value, "unit": c.unit, "source": c.source, "prices": c.prices}
+                      for k, c in cmos.energy.items()},
         "ann": ann,
         "snn": _formula_energy(rows, cmos, ann_j),
         "layers": rows,
@@ -100,10 +100,12 @@ def measure_report(net: SpikingNetwork, source: Any, targets: Mapping[str, Any] 
         if isinstance(prof, str):
             prof = load_profile(prof)
         entry["latency"] = latency(prof, out, net.timesteps)
+        entry["activity"] = activity_summary(t_rows, net.timesteps)
         if prof is not None and prof.prices_chip_events():
             entry["chip"] = chip_energy(out, prof, t_rows, net.timesteps)
             entry["profile"] = prof.name
         section["targets"][name] = entry
+    section["activity"] = activity_summary(rows, net.timesteps)
     neurons = {r["neuron_layer"]: r["neurons"] for r in rows if r.get("neuron_layer")}
     section["neurobench"] = neurobench_metrics(net, dict(exact or {}), neurons, net.timesteps, rows)
     section["tables"] = {"arithmetic": arithmetic_table(section, cmos), "chip": chip_table(section),
@@ -112,6 +114,16 @@ def measure_report(net: SpikingNetwork, source: Any, targets: Mapping[str, Any] 
     for p, v in section["snn"].items():
         log.info("energy per sample (%s): ANN %.4g J, SNN %.4g J (%s)", p, ann_j[p], v["joules_per_sample"], equation)
     return section
+
+
+def activity_summary(rows: list[dict[str, Any]], timesteps: int) -> dict[str, Any]:
+    """Spikes per sample over the neuron layers and the activation sparsity 1 − Σ spikes / Σ (neurons · T)
+    (NeuroBench's ActivationSparsity for binary spikes), from layer-table rows (source or a target)."""
+    n = [r for r in rows if r.get("neuron_layer")]
+    spikes, size = sum(r["spikes_per_sample"] for r in n), sum(r["neurons"] for r in n) * timesteps
+    return {"spikes_per_sample": spikes, "neuron_steps": size,
+            "activation_sparsity": 1.0 - spikes / size if size else None,
+            "per_layer": {r["neuron_layer"]: r["spikes_per_sample"] for r in n}}
 
 
 def latency(profile: Profile | None, outputs: Any, timesteps: int) -> dict[str, Any]:

@@ -72,6 +72,7 @@ def chip_table(section: dict[str, Any]) -> list[dict[str, Any]]:
                      "synop_joules": chip["synop_joules"], "neuron_joules": chip["neuron_joules"],
                      "spike_joules": chip["spike_joules"], "static_joules": chip["static_joules"],
                      "synops": chip["synops"], "spikes": chip["spikes"], "neuron_updates": chip["neuron_updates"],
+                     "activation_sparsity": (t.get("activity") or {}).get("activation_sparsity"),
                      "latency_steps": lat.get("steps_per_inference"), "latency_layers": lat.get("layers"),
                      "layer_delay_steps": lat.get("layer_delay_steps"),
                      "constants": consts + (f"; {unpriced}" if unpriced else ""),
@@ -116,7 +117,12 @@ def arithmetic_text(sec: dict[str, Any]) -> list[str]:
     lines = [[r["model"], r["activity"], r["precision"], _j(r["joules"]), _n(r["ratio_to_ann"]), r["convention"],
               r["constants"]] for r in rows]
     out += _grid(["model", "activity of", "arith.", "energy", "E/E_ANN", "convention", "constants"], lines)
-    out += ["", "Per layer (source; ops per sample; energy FP32)"]
+    return out + [""] + arithmetic_layers(sec)
+
+
+def arithmetic_layers(sec: dict[str, Any]) -> list[str]:
+    """Table 1's per-layer breakdown (source activity, FP32) and the arithmetic constants' sources."""
+    out = ["Per layer (source; ops per sample; energy FP32)"]
     ann_l = {e["name"]: e["joules"] for e in sec["ann"].get("fp32", {}).get("layers", [])}
     snn_l = {e["name"]: e for e in sec["snn"].get("fp32", {}).get("layers", [])}
     lines = []
@@ -138,10 +144,18 @@ def chip_text(sec: dict[str, Any]) -> list[str]:
     out = ["[2] CHIP ENERGY per inference - each target's counted events x its profile's constants (one constant",
            "    per counted event). No ratio to table [1]: a chip's event energy and 45 nm arithmetic differ in kind."]
     lines = [[r["target"], r["profile"], _j(r["joules"]), _n(r["synops"]), _n(r["spikes"]), _n(r["neuron_updates"]),
-              f"{r['latency_steps']} (T + {r['latency_layers']}x{r['layer_delay_steps']})"
+              _n(r["activation_sparsity"]), f"{r['latency_steps']} (T + {r['latency_layers']}x{r['layer_delay_steps']})"
               if r["latency_steps"] is not None else "-"] for r in rows]
-    out += _grid(["target", "profile", "energy", "synops", "spikes", "neuron upd.", "latency (steps)"], lines)
+    out += _grid(["target", "profile", "energy", "synops", "spikes", "neuron upd.", "act. sparsity",
+                  "latency (steps)"], lines)
     out.append(f"  {sec['tables'].get('baseline', '')}")
+    return out + chip_details(sec)
+
+
+def chip_details(sec: dict[str, Any]) -> list[str]:
+    """Per target: energy by component, caveat, constants with sources, latency, and per-layer events
+    as the target's simulator counted them."""
+    rows, out = sec["tables"]["chip"], []
     for n, t in sec.get("targets", {}).items():
         lat = t.get("latency") or {}
         if not t.get("chip"):

@@ -28,7 +28,7 @@ def _layers(rows: list[dict[str, Any]]) -> str:
 
 def _energy(sec: dict[str, Any]) -> list[str]:
     """Two energy tables kept apart (arithmetic 45 nm; chip), then NeuroBench's metrics beside ours."""
-    from ..measure.tables import arithmetic_text, chip_text, neurobench_text
+    from ..measure.tables import arithmetic_layers, chip_details, neurobench_text
 
     if "tables" not in sec:
         return ["## Energy per sample", "", "(energy section from an older run: recompute with `neurodeploy energy RUN_DIR "
@@ -45,17 +45,19 @@ def _energy(sec: dict[str, Any]) -> list[str]:
                                    for k, c in sec["constants"].items()), "",
            "### [2] Chip energy and latency per inference (each target's profile)", ""]
     rows = sec["tables"]["chip"]
-    out += [_table(["target", "profile", "energy (J)", "synops", "spikes", "neuron updates", "latency (steps)",
-                    "constants", "caveat"],
+    out += [_table(["target", "profile", "energy (J)", "synops", "spikes", "neuron updates", "activation sparsity",
+                    "latency (steps)", "constants", "caveat"],
                    [[r["target"], r["profile"], r["joules"], r["synops"], r["spikes"], r["neuron_updates"],
-                     r["latency_steps"], r["constants"], r["caveat"]] for r in rows]), "",
+                     r["activation_sparsity"], r["latency_steps"], r["constants"], r["caveat"]] for r in rows]), "",
+            "Events per inference as each target's simulator counted them (the deployed model's activity, "
+            "not the source's); latency = T + L x (steps each layer adds).", "",
             f"{sec['tables'].get('baseline', '')}.", ""]
     out += ["Details (per layer: events measured on each target's simulator; constants with sources):", "", "```"]
-    out += chip_text(sec)[3:] + ["```", ""]
+    out += chip_details(sec) + ["```", ""]
     nb = neurobench_text(sec)
     if nb:
         out += ["### [3] NeuroBench metrics beside ours", "", "```"] + nb[1:] + ["```", ""]
-    out += ["Arithmetic energy per layer (source):", "", "```"] + arithmetic_text(sec)[2 + len(sec["tables"]["arithmetic"]) + 2:] + ["```", ""]
+    out += ["Arithmetic energy per layer (table [1], source activity):", "", "```"] + arithmetic_layers(sec) + ["```", ""]
     return out
 
 

@@ -108,11 +108,12 @@ def test_chip_total_recomputed_by_hand_from_the_counts_and_the_toml(name):
     rows = [{"name": "conv1", "kind": "conv", "flops_snn": 1.0, "neuron_layer": "sn1", "neurons": 10},
             {"name": "fc", "kind": "linear", "flops_snn": 1.0, "neuron_layer": None, "neurons": 3}]
     out = Outputs(predictions=np.zeros(2), layer_spikes={"sn1": np.array([7.0, 9.0])},
-                  synops={"conv1": np.array([100.0, 140.0]), "fc": np.array([20.0, 30.0])},
+                  synops={"conv1": np.array([100.0, 140.0]), "fc": np.array([20.0, 30.0]),
+                          "deployed_only": np.array([4.0, 6.0])},  # a layer the lowering added: counted too
                   neuron_updates={"sn1": np.array([40.0, 40.0]), "fc": np.array([12.0, 12.0])},
                   info={"neuron_updates_active": {"sn1": np.array([25.0, 35.0]), "fc": np.array([12.0, 12.0])},
                         "duration_ms": 3.0})
-    counts = {"synops": 120.0 + 25.0, "spikes": 8.0, "neuron_updates_active": 30.0 + 12.0,
+    counts = {"synops": 120.0 + 25.0 + 5.0, "spikes": 8.0, "neuron_updates_active": 30.0 + 12.0,
               "neuron_updates_inactive": 10.0, "neuron_updates": 52.0, "milliseconds": 3.0, "nothing": 0.0}
     want = sum(counts[c["prices"]] * c["value"] * _UNIT[c["unit"]] for c in raw.values())
     got = chip_energy(out, load_profile(name), rows, timesteps=4)

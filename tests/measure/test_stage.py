@@ -160,3 +160,23 @@ def test_streamed_exact_counts_equal_full_maps(trained_snn, digits_data):
     b = measure_report(trained_snn, counts2, exact=exact)["layers"]
     assert [r.get("synops_exact") for r in a] == pytest.approx([r.get("synops_exact") for r in b])
     assert any(r.get("synops_exact") for r in b)
+
+
+def test_a_targets_energy_and_activity_are_its_own_counts(small_net):
+    """The chip table prices what the target's simulator counted, not the source's activity."""
+    x = torch.rand(6, 1, 8, 8)
+    counts, maps = source_spike_maps(small_net, x)
+    src_syn = {k: v.numpy() for k, v in exact_synops(small_net, maps).items()}
+    dep = Outputs(predictions=np.zeros(6), layer_spikes={k: v * 0.5 for k, v in counts.items()},
+                  synops={k: v * 0.25 for k, v in src_syn.items()},
+                  neuron_updates={"sn1": np.full(6, 256 * 4.0), "sn2": np.full(6, 128 * 4.0), "fc": np.full(6, 40.0)})
+    sec = measure_report(small_net, counts, targets={"lava": dep}, profiles={"lava": "speck2f"}, spike_maps=maps)
+    t = sec["targets"]["lava"]
+    chip_syn = {e["name"]: e["synops"] for e in t["chip"]["layers"]}
+    for k, v in src_syn.items():
+        assert chip_syn[k] == pytest.approx(0.25 * float(v.mean()))
+    spikes = 0.5 * sum(float(np.mean(v)) for v in counts.values())
+    assert t["activity"]["spikes_per_sample"] == pytest.approx(spikes)
+    assert t["activity"]["activation_sparsity"] == pytest.approx(1 - spikes / ((256 + 128) * 4))
+    assert sec["activity"]["spikes_per_sample"] == pytest.approx(2 * spikes)
+    assert t["latency"]["steps_per_inference"] == 4  # Speck: no per-layer step delay
