@@ -104,7 +104,7 @@ def plot_energy_layers(section: dict[str, Any], ax=None, precision: str = "fp32"
 
 
 def plot_energy_total(section: dict[str, Any], ax=None):
-    """Total energy per sample (log scale) in two panels with their own axes, never one ratio:
+    """Total energy per sample (linear, from zero) in two panels with their own axes, never one ratio:
     arithmetic (ANN and SNN, INT32/FP32, 45 nm) and chip (each target by its profile)."""
     if ax is not None:
         fig, axes = ax.figure, [ax]
@@ -129,8 +129,7 @@ def plot_energy_total(section: dict[str, Any], ax=None):
         colors = ["tab:gray" if x.startswith("ANN") else "tab:blue" if x.startswith("SNN") else "tab:orange"
                   for x in n]
         a.bar(n, [x * 1e6 for x in v], color=colors)
-        if v:
-            a.set_yscale("log")
+        a.set_ylim(bottom=0)  # linear from zero: a log axis over a narrow range exaggerates differences
         a.set_ylabel("uJ / sample")
         a.set_title(title, fontsize="medium")
         for i, x in enumerate(v):
