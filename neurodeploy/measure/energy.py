@@ -12,22 +12,20 @@ reached by a spike is an AC, one reached by a non-binary value (the analog first
 of spike maps) a MAC, and pooling/ADD accumulations are additions (E_add = E_AC in Table 7). For a
 plain conv net with direct input this is exactly eq. 8 plus the pooling additions.
 
-Chip energy (:func:`chip_energy`) prices the events a target counted with the constants of its
-profile. Profile keys (each ``[energy.KEY] value unit source``):
+Chip energy (:func:`chip_energy`) prices the events a target counted with its profile. Every
+constant of a profile declares the one counted quantity it prices (``prices = ...``, checked by
+:func:`~neurodeploy.recipe.check_pricing`: each quantity once, never a constant together with the
+one it was derived from), so the total is Σ_quantity count · E_quantity and counts nothing twice:
 
-- ``synop``: one synaptic operation (a spike delivered to one synapse); Loihi: 23.6 pJ, a lower
-  bound (Davies et al., IEEE Micro 2018, Table 2);
-- ``neuron_update_active`` / ``neuron_update_inactive``: one neuron update per time step of a
-  neuron that received input or holds state / that is idle; Loihi 81 / 52 pJ. A profile with a
-  single ``neuron_update`` prices every update alike;
-- ``spike``: one output spike delivered within a tile/core; Loihi 1.7 pJ (``spike_tile`` is accepted).
-- ``static_per_ms`` (optional): static energy per millisecond, charged when the target reports
-  ``Outputs.info["duration_ms"]`` per sample (Speck's resting power).
-Aliases in :data:`CHIP_KEYS`. Counts come from :class:`~neurodeploy.targets.base.Outputs`:
-``synops`` (per synaptic node), ``neuron_updates`` (per neuron node: all updates per sample, normally
-neurons · T), ``layer_spikes`` (per neuron node), and optionally ``info["neuron_updates_active"]``
-(per neuron node: the updates of neurons that received input or held state; the rest are inactive —
-without it every update is priced as active, an upper bound, and the result says so).
+- ``synops``: synaptic operations (a spike delivered to one synapse), ``Outputs.synops``;
+- ``neuron_updates_active`` / ``neuron_updates_inactive`` (or ``neuron_updates`` for both alike):
+  ``Outputs.neuron_updates`` split by ``info["neuron_updates_active"]``; without the split every
+  update is priced as active (an upper bound) and the result says so;
+- ``spikes``: output spikes of the neuron layers, ``Outputs.layer_spikes``;
+- ``milliseconds``: static energy per millisecond, charged when the target reports
+  ``info["duration_ms"]`` per sample.
+
+The arithmetic profile (``cmos45nm``) prices ``mac.int32``, ``ac.int32``, ``add.int32`` (and fp32).
 """
 from __future__ import annotations
 
@@ -47,7 +45,7 @@ SYNAPTIC_KINDS = ("conv", "linear")
 def snn_energy(flops_snn: Sequence[float], flops_ann_first: float, profile: Profile, precision: str,
                direct_input: bool) -> float:
     """Joules per sample by eq. 8 (direct input: first layer MACs) or eq. 7 (spiking input)."""
-    e_mac, e_ac = profile.joules(f"mac_{precision}"), profile.joules(f"ac_{precision}")
+    e_mac, e_ac = price(profile, f"mac.{precision}"), price(profile, f"ac.{precision}")
     if direct_input:
         return flops_ann_first * e_mac + sum(flops_snn[1:]) * e_ac
     return sum(flops_snn) * e_ac
@@ -55,17 +53,24 @@ def snn_energy(flops_snn: Sequence[float], flops_ann_first: float, profile: Prof
 
 def ann_energy(flops_ann: Sequence[float], profile: Profile, precision: str) -> float:
     """Joules per sample of the ANN: Σ FL_ANN · E_MAC."""
-    return sum(flops_ann) * profile.joules(f"mac_{precision}")
+    return sum(flops_ann) * price(profile, f"mac.{precision}")
+
+
+def price(profile: Profile, quantity: str) -> float:
+    """Joules of one unit of ``quantity`` by the constant of ``profile`` that prices it."""
+    key = profile.pricing(quantity)
+    if key is None:
+        raise ProfileError(f"{profile.path}: profile {profile.name!r} prices no {quantity!r}")
+    return profile.joules(key)
 
 
 def op_joules(op: str, profile: Profile, precision: str) -> float:
-    """Energy of one op: ``mac`` -> E_MAC, ``ac`` and ``add`` -> E_AC (an addition, Table 7)."""
-    if op == "mac":
-        return profile.joules(f"mac_{precision}")
-    if op == "add" and f"add_{precision}" in profile.energy:
-        return profile.joules(f"add_{precision}")
-    if op in ("ac", "add"):
-        return profile.joules(f"ac_{precision}")
+    """Energy of one op: ``mac`` -> E_MAC, ``ac`` -> E_AC, ``add`` -> E_add (= E_AC in Table 7; the AC
+    constant when the profile prices no separate addition)."""
+    if op == "add" and profile.pricing(f"add.{precision}") is None:
+        op = "ac"
+    if op in ("mac", "ac", "add"):
+        return price(profile, f"{op}.{precision}")
     raise ValueError(f"unknown op kind {op!r}")
 
 
@@ -74,7 +79,7 @@ def energy_totals(rows: list[dict[str, Any]], profile: Profile) -> dict[str, dic
     every row: ``{per: row_energies, snn, snn_exact (None unless every row has one), ann}`` in joules."""
     out: dict[str, dict[str, Any]] = {}
     for p in ("int32", "fp32"):
-        if f"mac_{p}" not in profile.energy or f"ac_{p}" not in profile.energy:
+        if profile.pricing(f"mac.{p}") is None or profile.pricing(f"ac.{p}") is None:
             continue
         per = row_energies(rows, profile, p)
         if any(e["snn_joules"] is None for e in per):
@@ -103,69 +108,86 @@ def row_energies(rows: list[dict[str, Any]], profile: Profile, precision: str) -
 
 
 # ---------------------------------------------------------------------------------- chips
-CHIP_KEYS: dict[str, tuple[str, ...]] = {
-    "synop": ("synop", "synaptic_op", "synaptic_operation"),
-    "neuron_update_active": ("neuron_update_active", "neuron_update"),
-    "neuron_update_inactive": ("neuron_update_inactive", "neuron_update"),
-    "spike": ("spike", "spike_tile", "spike_within_tile", "spike_out"),
-}
-
-
-def _const(profile: Profile, what: str) -> tuple[str, float] | None:
-    for key in CHIP_KEYS[what]:
-        if key in profile.energy:
-            return key, profile.joules(key)
-    return None
-
-
 def _mean(a: Any) -> float:
     return float(np.mean(np.asarray(a, dtype=np.float64)))
+
+
+def _blank(name: str) -> dict[str, Any]:
+    return {"name": name, "synops": 0.0, "synop_joules": 0.0, "neuron_updates_active": 0.0,
+            "neuron_updates_inactive": 0.0, "neuron_joules": 0.0, "spikes": 0.0, "spike_joules": 0.0}
+
+
+def chip_constants(profile: Profile) -> dict[str, dict[str, Any]]:
+    """Counted quantity -> the constant that prices it: key, value, unit, joules, source, derived_from, note."""
+    out = {}
+    for k, c in profile.energy.items():
+        if c.prices != "nothing":
+            out[c.prices] = {"key": k, "value": c.value, "unit": c.unit, "joules": profile.joules(k),
+                             "source": c.source, "derived_from": list(c.derived_from), "note": c.note}
+    return out
 
 
 def chip_energy(outputs: Any, profile: Profile, rows: list[dict[str, Any]],
                 timesteps: int | None = None) -> dict[str, Any]:
     """Joules per sample of a target from its counted events, with a per-layer breakdown.
 
-    E = Σ_l synops_l · E_synop + Σ_n (active_n · E_active + inactive_n · E_inactive) + Σ_n spikes_n · E_spike
-    (Davies et al. 2018 for Loihi; the target's profile for others). Layer l's entry holds its
-    synapses and the neuron layer it drives. Counts a target did not report are taken from ``rows``
-    (the exact count, else the formula) or assumed (all updates active) and listed in
-    ``assumptions``. ProfileError when the profile has none of the constants.
+    E = Σ_l synops_l · E_synops + Σ_n (active_n · E_active + inactive_n · E_inactive) + Σ_n spikes_n · E_spikes
+    + ms · E_ms, each E the one constant of ``profile`` that prices that quantity (Davies et al. 2018
+    for Loihi; Yao et al. 2024 derived for Speck). Layer l's entry holds its synapses and the neuron
+    layer it drives. Counts a target did not report are taken from ``rows`` (the exact count, else the
+    formula) or assumed (all updates active) and listed in ``assumptions``; ``counted_by_target`` says
+    which quantities came from the target's own simulation. ProfileError when the profile prices no
+    chip event.
     """
-    consts = {w: _const(profile, w) for w in CHIP_KEYS}
-    if not any(consts.values()):
-        raise ProfileError(f"{profile.path}: profile {profile.name!r} has none of the chip energy constants "
-                           f"{', '.join(k[0] for k in CHIP_KEYS.values())}")
+    if not profile.prices_chip_events():
+        raise ProfileError(f"{profile.path}: profile {profile.name!r} has no chip energy constants (none prices "
+                           "synops, spikes, neuron_updates* or milliseconds)")
+    consts = chip_constants(profile)
+    e = {q: (consts[q]["joules"] if q in consts else None) for q in
+         ("synops", "spikes", "neuron_updates", "neuron_updates_active", "neuron_updates_inactive", "milliseconds")}
+    e_active = e["neuron_updates_active"] if e["neuron_updates_active"] is not None else e["neuron_updates"]
+    e_inactive = e["neuron_updates_inactive"] if e["neuron_updates_inactive"] is not None else e["neuron_updates"]
+    info = outputs.info or {}
     if timesteps is None:
-        timesteps = (outputs.info or {}).get("timesteps")
+        timesteps = info.get("timesteps")
     if timesteps is None:
         timesteps = next((round(r["sa"] / r["tasa"]) for r in rows if r.get("tasa")), None)
     assumptions: list[str] = []
+    counted: set[str] = set()
     layers: list[dict[str, Any]] = []
     neuron_of: dict[str, dict[str, Any]] = {}
     for r in rows:
         if r["kind"] not in SYNAPTIC_KINDS:
             continue
-        entry: dict[str, Any] = {"name": r["name"], "synops": 0.0, "synop_joules": 0.0, "neuron_updates_active": 0.0,
-                                 "neuron_updates_inactive": 0.0, "neuron_joules": 0.0, "spikes": 0.0,
-                                 "spike_joules": 0.0}
-        if consts["synop"]:
+        entry = _blank(r["name"])
+        if e["synops"] is not None:
             if r["name"] in outputs.synops:
                 entry["synops"] = _mean(outputs.synops[r["name"]])
+                counted.add("synops")
             else:
                 est = r.get("synops_exact")
                 entry["synops"] = float(est if est is not None else (r["flops_snn"] or 0.0))
                 used = "exact count from the spike maps" if est is not None else "HIRE-SNN formula"
                 assumptions.append(f"{r['name']}: synops not counted by the target; {used} used")
-            entry["synop_joules"] = entry["synops"] * consts["synop"][1]
+            entry["synop_joules"] = entry["synops"] * e["synops"]
         if r.get("neuron_layer"):
             neuron_of[r["neuron_layer"]] = entry
             entry["neuron_layer"], entry["neurons"] = r["neuron_layer"], r["neurons"]
         layers.append(entry)
+    # synaptic layers only the deployed model has (a lowering may add some): their counted synops too
+    known = {x["name"] for x in layers}
+    for k in outputs.synops:
+        if k not in known and e["synops"] is not None:
+            entry = _blank(k)
+            entry["synops"] = _mean(outputs.synops[k])
+            entry["synop_joules"] = entry["synops"] * e["synops"]
+            counted.add("synops")
+            layers.append(entry)
     # neuron layers: those the rows know plus any the target reported on its own (e.g. a readout)
     names = list(neuron_of) + [n for n in list(outputs.neuron_updates) + list(outputs.layer_spikes)
                                 if n not in neuron_of]
-    by_name = {e["name"]: e for e in layers}
+    by_name = {x["name"]: x for x in layers}
+    active_counts = info.get("neuron_updates_active", {})
     for n in dict.fromkeys(names):
         entry = neuron_of.get(n)
         if entry is None and n in by_name:  # a target that runs the readout synapses as neurons (Loihi)
@@ -174,55 +196,60 @@ def chip_energy(outputs: Any, profile: Profile, rows: list[dict[str, Any]],
             entry.setdefault("neuron_layer", n)
             entry.setdefault("neurons", row.get("neurons", 0))
         if entry is None:
-            entry = {"name": n, "synops": 0.0, "synop_joules": 0.0, "neuron_updates_active": 0.0,
-                     "neuron_updates_inactive": 0.0, "neuron_joules": 0.0, "spikes": 0.0, "spike_joules": 0.0,
-                     "neuron_layer": n, "neurons": 0}
+            entry = {**_blank(n), "neuron_layer": n, "neurons": 0}
             layers.append(entry)
-        size = float(entry.get("neurons", 0) * (timesteps or 0))
-        if consts["neuron_update_active"] or consts["neuron_update_inactive"]:
+        if e_active is not None or e_inactive is not None:
+            size = float(entry.get("neurons", 0) * (timesteps or 0))
             if n in outputs.neuron_updates:
                 total = _mean(outputs.neuron_updates[n])
+                counted.add("neuron_updates")
             else:
                 total = size
                 assumptions.append(f"{n}: neuron updates not counted by the target; neurons x T = {size:g} used")
-            active_counts = (outputs.info or {}).get("neuron_updates_active", {})
-            e_a = consts["neuron_update_active"][1] if consts["neuron_update_active"] else 0.0
-            e_i = consts["neuron_update_inactive"][1] if consts["neuron_update_inactive"] else 0.0
             if n in active_counts:
                 active = min(_mean(active_counts[n]), total)
             else:
                 active = total
-                if e_a != e_i:
+                if (e_active or 0.0) != (e_inactive or 0.0):
                     assumptions.append(f"{n}: no active/inactive split reported; every update priced as active "
                                        "(upper bound)")
             entry.update(neuron_updates_active=active, neuron_updates_inactive=total - active,
-                         neuron_joules=active * e_a + (total - active) * e_i)
-        if consts["spike"] and n in outputs.layer_spikes:
+                         neuron_joules=active * (e_active or 0.0) + (total - active) * (e_inactive or 0.0))
+        if n in outputs.layer_spikes:
             entry["spikes"] = _mean(outputs.layer_spikes[n])
-            entry["spike_joules"] = entry["spikes"] * consts["spike"][1]
-    for e in layers:
-        e["joules"] = e["synop_joules"] + e["neuron_joules"] + e["spike_joules"]
-    total = sum(e["joules"] for e in layers)
+            counted.add("spikes")
+            if e["spikes"] is not None:
+                entry["spike_joules"] = entry["spikes"] * e["spikes"]
+    for x in layers:
+        x["joules"] = x["synop_joules"] + x["neuron_joules"] + x["spike_joules"]
+    total = sum(x["joules"] for x in layers)
     static = 0.0
-    if "static_per_ms" in profile.energy:
-        ms = (outputs.info or {}).get("duration_ms")
+    if e["milliseconds"] is not None:
+        ms = info.get("duration_ms")
         if ms is None:
-            assumptions.append("static_per_ms: the target reported no duration per sample (info['duration_ms']); "
-                               "static energy not included")
+            assumptions.append(f"{consts['milliseconds']['key']}: the target reported no duration per sample "
+                               "(info['duration_ms']); static energy not included")
         else:
-            static = float(ms) * profile.joules("static_per_ms")
+            static = float(ms) * e["milliseconds"]
             total += static
+            counted.add("milliseconds")
     for a in assumptions:
         log.info("chip energy (%s): %s", profile.name, a)
     return {
         "profile": profile.name,
         "joules_per_sample": total,
-        "synop_joules": sum(e["synop_joules"] for e in layers),
-        "neuron_joules": sum(e["neuron_joules"] for e in layers),
-        "spike_joules": sum(e["spike_joules"] for e in layers),
+        "synop_joules": sum(x["synop_joules"] for x in layers),
+        "neuron_joules": sum(x["neuron_joules"] for x in layers),
+        "spike_joules": sum(x["spike_joules"] for x in layers),
         "static_joules": static,
-        "constants": {w: {"key": c[0], "joules": c[1], "source": profile.energy[c[0]].source}
-                      for w, c in consts.items() if c},
+        "synops": sum(x["synops"] for x in layers),
+        "spikes": sum(x["spikes"] for x in layers),
+        "neuron_updates": sum(x["neuron_updates_active"] + x["neuron_updates_inactive"] for x in layers),
+        "constants": consts,
+        "unpriced": {k: {"value": c.value, "unit": c.unit, "source": c.source, "note": c.note}
+                     for k, c in profile.energy.items() if c.prices == "nothing"},
+        "caveat": profile.energy_caveat,
+        "counted_by_target": sorted(counted),
         "layers": layers,
         "assumptions": assumptions,
     }

@@ -1,11 +1,16 @@
 """The measure stage: the report's energy section, and the plain-text table the CLI prints.
 
-:func:`measure_report` gives, per sample: the ANN's energy (Σ FL_ANN · E_MAC, plus pooling
-additions), the SNN's by HIRE-SNN eq. 7/8 (formula FL_SNN = FL_ANN × ζ and the exact count
-spikes × real fan-out), for INT32 and FP32 (Table 7, ``targets/cmos45nm.toml``), and for each target
-the same equations on the target's own activity plus, when its profile has chip constants, the
-chip's energy from its counted events (:func:`~.energy.chip_energy`), each with a per-layer
-breakdown and its ratio to the ANN. :func:`energy_table` renders that section.
+:func:`measure_report` gives, per sample, two energies that are never divided by each other:
+
+- **arithmetic** (45 nm CMOS, Horowitz ISSCC 2014 / HIRE-SNN Table 7, ``targets/cmos45nm.toml``):
+  the ANN's Σ FL_ANN · E_MAC (plus pooling additions) and the SNN's by HIRE-SNN eq. 7/8 (formula
+  FL_SNN = FL_ANN × ζ and the exact count spikes × real fan-out), INT32 and FP32, on the source's
+  activity and on each target's own (its simulated spikes and synops);
+- **chip**: each target's counted events priced by its profile (:func:`~.energy.chip_energy`), with
+  the latency of one inference (:func:`latency`).
+
+Both come with a per-layer breakdown, the constants used and their sources, and NeuroBench's metrics
+beside ours (:mod:`.neurobench_compat`). :func:`energy_table` (:mod:`.tables`) renders the section.
 """
 from __future__ import annotations
 
@@ -15,12 +20,13 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..errors import NeurodeployError
 from ..recipe import Profile, load_profile
 from ..snn.network import SpikingNetwork
-from .energy import CHIP_KEYS, chip_energy, energy_totals, row_energies
+from .energy import chip_energy, energy_totals, row_energies
 from .graph import graph_from_network
+from .neurobench_compat import NeuroBenchCounter, neurobench_metrics
 from .summary import energy_section, layer_table
+from .tables import arithmetic_table, chip_table, energy_table  # noqa: F401  (energy_table: public here)
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("int32", "fp32")
@@ -39,7 +45,7 @@ def _formula_energy(rows: list[dict[str, Any]], cmos: Profile, ann: dict[str, fl
         out[p] = {
             "joules_per_sample": total,
             "exact_joules_per_sample": tot["snn_exact"],
-            "ratio_to_ann": total / ann[p] if ann.get(p) else None,
+            "ratio_to_ann": total / ann[p] if ann.get(p) else None,  # both arithmetic, same constants
             "layers": [{"name": e["name"], "kind": e["kind"], "op": e["op"], "joules": e["snn_joules"],
                         "exact_joules": e["snn_exact_joules"]} for e in per],
         }
@@ -55,8 +61,8 @@ def measure_report(net: SpikingNetwork, source: Any, targets: Mapping[str, Any] 
 
     ``net``: the source network (structure and shapes). ``source``: its ``Outputs`` or a dict
     neuron layer -> spikes per sample. ``targets``: target name -> ``Outputs``; ``profiles``: target
-    name -> its ``Profile`` (or profile name); a profile with chip constants (``synop``,
-    ``neuron_update_*``, ``spike``) gets a chip estimate. ``spike_maps``: the source's per-neuron
+    name -> its ``Profile`` (or profile name); a profile that prices chip events (synops, spikes,
+    neuron updates) gets a chip estimate, every target its latency. ``spike_maps``: the source's per-neuron
     spike counts ``[B, ...]`` for the exact count. ``input_events``: input spikes per sample when the
     input is spike-coded (rate coding).
     """
@@ -68,7 +74,7 @@ def measure_report(net: SpikingNetwork, source: Any, targets: Mapping[str, Any] 
     rows = layer_table(net, spikes, synops or None, spike_maps, input_events, exact)
     ann: dict[str, Any] = {}
     for p in PRECISIONS:
-        if f"mac_{p}" in cmos.energy:
+        if cmos.pricing(f"mac.{p}") is not None:
             per = row_energies(rows, cmos, p)
             ann[p] = {"joules_per_sample": sum(e["ann_joules"] for e in per),
                       "layers": [{"name": e["name"], "kind": e["kind"], "joules": e["ann_joules"]} for e in per]}
@@ -78,7 +84,8 @@ def measure_report(net: SpikingNetwork, source: Any, targets: Mapping[str, Any] 
         "equation": equation,
         "direct_input": direct,
         "timesteps": net.timesteps,
-        "constants": {k: {"value": c.value, "unit": c.unit, "source": c.source} for k, c in cmos.energy.items()},
+        "constants": {k: {"value": c.value, "unit": c.unit, "source": c.source, "prices": c.prices}
+                      for k, c in cmos.energy.items()},
         "ann": ann,
         "snn": _formula_energy(rows, cmos, ann_j),
         "layers": rows,
@@ -92,98 +99,45 @@ def measure_report(net: SpikingNetwork, source: Any, targets: Mapping[str, Any] 
         prof = profiles.get(name)
         if isinstance(prof, str):
             prof = load_profile(prof)
-        if prof is not None and any(k in prof.energy for keys in CHIP_KEYS.values() for k in keys):
-            chip = chip_energy(out, prof, t_rows, net.timesteps)
-            chip["ratio_to_ann"] = {p: chip["joules_per_sample"] / j for p, j in ann_j.items() if j}
-            entry["chip"] = chip
+        entry["latency"] = latency(prof, out, net.timesteps)
+        entry["activity"] = activity_summary(t_rows, net.timesteps)
+        if prof is not None and prof.prices_chip_events():
+            entry["chip"] = chip_energy(out, prof, t_rows, net.timesteps)
             entry["profile"] = prof.name
         section["targets"][name] = entry
+    section["activity"] = activity_summary(rows, net.timesteps)
+    neurons = {r["neuron_layer"]: r["neurons"] for r in rows if r.get("neuron_layer")}
+    section["neurobench"] = neurobench_metrics(net, dict(exact or {}), neurons, net.timesteps, rows)
+    section["tables"] = {"arithmetic": arithmetic_table(section, cmos), "chip": chip_table(section),
+                         "baseline": "no GPU/CPU row: no cited per-inference energy exists for this model on a "
+                                     "GPU or CPU, and a 45 nm arithmetic figure is not one"}
     for p, v in section["snn"].items():
         log.info("energy per sample (%s): ANN %.4g J, SNN %.4g J (%s)", p, ann_j[p], v["joules_per_sample"], equation)
     return section
 
 
-# ------------------------------------------------------------------------------- the table
-def _j(x: float | None) -> str:
-    """Joules in engineering units (pJ … J)."""
-    if x is None:
-        return "-"
-    for scale, unit in ((1.0, "J"), (1e-3, "mJ"), (1e-6, "uJ"), (1e-9, "nJ")):
-        if abs(x) >= scale:
-            return f"{x / scale:.3f} {unit}"
-    return f"{x / 1e-12:.3f} pJ"
+def activity_summary(rows: list[dict[str, Any]], timesteps: int) -> dict[str, Any]:
+    """Spikes per sample over the neuron layers and the activation sparsity 1 − Σ spikes / Σ (neurons · T)
+    (NeuroBench's ActivationSparsity for binary spikes), from layer-table rows (source or a target)."""
+    n = [r for r in rows if r.get("neuron_layer")]
+    spikes, size = sum(r["spikes_per_sample"] for r in n), sum(r["neurons"] for r in n) * timesteps
+    return {"spikes_per_sample": spikes, "neuron_steps": size,
+            "activation_sparsity": 1.0 - spikes / size if size else None,
+            "per_layer": {r["neuron_layer"]: r["spikes_per_sample"] for r in n}}
 
 
-def _n(x: float | None) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.4g}" if abs(x) < 1e4 else f"{x:.3e}"
-
-
-def _grid(header: list[str], lines: list[list[str]]) -> list[str]:
-    w = [max(len(h), *(len(r[i]) for r in lines)) if lines else len(h) for i, h in enumerate(header)]
-    fmt = lambda r: "  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r))  # noqa: E731
-    return [fmt(header), "  ".join("-" * x for x in w)] + [fmt(r) for r in lines]
-
-
-def energy_table(report: dict[str, Any]) -> str:
-    """Plain-text energy table of a run's report (``report.json`` dict, or its ``energy`` section).
-
-    Raises :class:`~neurodeploy.errors.NeurodeployError` when the report has no energy section.
-    """
-    sec = report.get("energy") if isinstance(report.get("energy"), dict) else report
-    if "ann" not in sec or "snn" not in sec:
-        raise NeurodeployError("the report has no energy section (report['energy'] from measure_report); "
-                               "run `neurodeploy run` (or its measure stage) on this run folder first")
-    out = [f"Energy per sample - {sec['profile']} (Horowitz ISSCC 2014, HIRE-SNN Table 7); SNN by {sec['equation']}, "
-           f"T = {sec.get('timesteps')}"]
-    lines = []
-    for p, a in sec["ann"].items():
-        lines.append(["ANN", p, _j(a["joules_per_sample"]), "1.000", "-"])
-    for p, s in sec["snn"].items():
-        lines.append(["SNN source (formula)", p, _j(s["joules_per_sample"]), _n(s["ratio_to_ann"]),
-                      _n(1 / s["ratio_to_ann"]) if s["ratio_to_ann"] else "-"])
-        if s.get("exact_joules_per_sample") is not None:
-            r = s["exact_joules_per_sample"] / sec["ann"][p]["joules_per_sample"]
-            lines.append(["SNN source (exact count)", p, _j(s["exact_joules_per_sample"]), _n(r),
-                          _n(1 / r) if r else "-"])
-    for name, t in sec.get("targets", {}).items():
-        for p, s in t["snn"].items():
-            lines.append([f"{name} activity (formula)", p, _j(s["joules_per_sample"]), _n(s["ratio_to_ann"]),
-                          _n(1 / s["ratio_to_ann"]) if s["ratio_to_ann"] else "-"])
-        chip = t.get("chip")
-        if chip:
-            for p, r in chip["ratio_to_ann"].items():
-                lines.append([f"{name} chip ({chip['profile']})", f"vs ANN {p}", _j(chip["joules_per_sample"]), _n(r),
-                              _n(1 / r) if r else "-"])
-    out += _grid(["model", "arith.", "energy", "E/E_ANN", "E_ANN/E"], lines)
-    out.append("")
-    out.append("Per layer (source; ops per sample; energy FP32 unless noted)")
-    ann_l = {e["name"]: e["joules"] for e in sec["ann"].get("fp32", {}).get("layers", [])}
-    snn_l = {e["name"]: e for e in sec["snn"].get("fp32", {}).get("layers", [])}
-    chips = {n: {e["name"]: e["joules"] for e in t["chip"]["layers"]} for n, t in sec.get("targets", {}).items()
-             if t.get("chip")}
-    head = ["layer", "kind", "op", "SA", "TASA", "FL_ANN", "FL_SNN", "exact", "ANN", "SNN", "SNN exact"]
-    head += [f"{n} chip" for n in chips]
-    lines = []
-    for r in sec["layers"]:
-        e = snn_l.get(r["name"], {})
-        line = [r["name"], r["kind"], r.get("op", ""), f"{r['sa']:.3f}" if r.get("neuron_layer") else "-",
-                f"{r['tasa']:.4f}" if r.get("neuron_layer") else "-", _n(r["flops_ann"]), _n(r["flops_snn"]),
-                _n(r.get("synops_exact")), _j(ann_l.get(r["name"])), _j(e.get("joules")), _j(e.get("exact_joules"))]
-        line += [_j(c.get(r["name"])) for c in chips.values()]
-        lines.append(line)
-    out += _grid(head, lines)
-    for n, t in sec.get("targets", {}).items():
-        chip = t.get("chip")
-        if not chip:
-            continue
-        out.append("")
-        out.append(f"{n} chip energy ({chip['profile']}): synops {_j(chip['synop_joules'])}, neuron updates "
-                   f"{_j(chip['neuron_joules'])}, spikes {_j(chip['spike_joules'])}")
-        for a in chip.get("assumptions", []):
-            out.append(f"  assumption: {a}")
-    return "\n".join(out)
+def latency(profile: Profile | None, outputs: Any, timesteps: int) -> dict[str, Any]:
+    """Time steps of one inference on a target: T + L · d (L deployed layers, d the steps each layer
+    adds: the profile's ``[latency] layer_delay_steps``; Lava netx: 1, lowering.py docstring). With
+    samples streamed back to back one completes every T steps. No profile: the source's executor,
+    where every layer runs within the step (``snn/network.py``)."""
+    lat = dict(profile.latency) if profile is not None else {}
+    delay = int(lat.get("layer_delay_steps", 0))
+    n_layers = max(len(getattr(outputs, "neuron_updates", {}) or {}), len(getattr(outputs, "synops", {}) or {}))
+    return {"timesteps": timesteps, "layers": n_layers, "layer_delay_steps": delay,
+            "steps_per_inference": timesteps + delay * n_layers, "steps_per_sample_streamed": timesteps,
+            "source": lat.get("source", "neurodeploy/snn/network.py: every layer runs within the time step"),
+            "note": lat.get("note", "")}
 
 
 def input_event_maps(x: torch.Tensor, timesteps: int, encoding: str) -> torch.Tensor | None:
@@ -209,8 +163,9 @@ def source_exact_counts(net: SpikingNetwork, x: torch.Tensor, batch_size: int = 
 
     The same numbers :func:`source_spike_maps` + :func:`~.ops.exact_ops` give, but the spike maps of
     a batch are reduced to per-sample op counts before the next batch, so memory does not grow with
-    the number of samples beyond a few floats per sample. Pass the second dict as
-    ``measure_report(..., exact=...)``.
+    the number of samples beyond a few floats per sample. The second dict also holds NeuroBench's
+    per-sample counts (keys ``neurobench:...``, :class:`~.neurobench_compat.NeuroBenchCounter`).
+    Pass it as ``measure_report(..., exact=...)``.
     """
     from .ops import exact_ops, op_rows
 
@@ -219,11 +174,17 @@ def source_exact_counts(net: SpikingNetwork, x: torch.Tensor, batch_size: int = 
     rec, net.record = net.record, True
     counts: dict[str, list] = {}
     exact: dict[str, list] = {}
+    nb = NeuroBenchCounter(net)
     try:
         with torch.no_grad():
             for i in range(0, len(x), batch_size):
                 xb = x[i:i + batch_size]
-                net(xb)
+                nb.start(len(xb))
+                try:
+                    net(xb)
+                finally:
+                    for k, v in nb.stop().items():
+                        exact.setdefault(k, []).append(v)
                 maps = dict(net.spike_maps)
                 for k, v in net.spike_counts.items():
                     counts.setdefault(k, []).append(v.numpy())

@@ -1,4 +1,5 @@
-"""Figures of the measure stage: per-layer activity and energy (ANN vs SNN vs each chip).
+"""Figures of the measure stage: per-layer activity (source and each target's simulation) and energy,
+arithmetic (ANN vs SNN, 45 nm) and chip (each target's profile) in separate panels.
 
 Every function takes an optional matplotlib ``ax`` and returns the figure. matplotlib is imported
 here only, with the Agg backend, so the library never needs a display.
@@ -58,6 +59,7 @@ def plot_activity(tables: dict[str, list[dict[str, Any]]], ax=None, metric: str 
 
 
 def _layer_series(section: dict[str, Any], precision: str) -> tuple[list[str], dict[str, list[float]]]:
+    """Arithmetic energy per layer (45 nm): the ANN and the SNN by eq. 7/8 (formula, exact)."""
     layers = [r["name"] for r in section["layers"]]
     series: dict[str, list[float]] = {}
     ann = {e["name"]: e["joules"] for e in section["ann"].get(precision, {}).get("layers", [])}
@@ -66,26 +68,48 @@ def _layer_series(section: dict[str, Any], precision: str) -> tuple[list[str], d
     series[f"SNN {precision} (formula)"] = [snn.get(n, {}).get("joules") for n in layers]
     if all(snn.get(n, {}).get("exact_joules") is not None for n in layers):
         series[f"SNN {precision} (exact)"] = [snn[n]["exact_joules"] for n in layers]
-    for name, t in section.get("targets", {}).items():
-        if t.get("chip"):
-            chip = {e["name"]: e["joules"] for e in t["chip"]["layers"]}
-            series[f"{name} ({t['chip']['profile']})"] = [chip.get(n) for n in layers]
     return layers, series
 
 
+def _chip_series(section: dict[str, Any]) -> tuple[list[str], dict[str, list[float]]]:
+    """Chip energy per synaptic layer (and the neuron layer it drives), one series per target."""
+    layers: list[str] = []
+    series: dict[str, dict[str, float]] = {}
+    for name, t in section.get("targets", {}).items():
+        if t.get("chip"):
+            series[f"{name} ({t['chip']['profile']})"] = {e["name"]: e["joules"] for e in t["chip"]["layers"]}
+            layers += [e["name"] for e in t["chip"]["layers"] if e["name"] not in layers]
+    return layers, {k: [v.get(n) for n in layers] for k, v in series.items()}
+
+
 def plot_energy_layers(section: dict[str, Any], ax=None, precision: str = "fp32"):
-    """Energy per sample per layer (log scale): ANN, SNN by eq. 7/8 (formula and exact), each chip."""
-    fig, ax = _ax(ax, (8, 3.8))
+    """Energy per sample per layer (log scale), two panels never compared: arithmetic (ANN, SNN by eq.
+    7/8 at 45 nm) and chip (each target's events by its profile). With ``ax``: the arithmetic panel only."""
+    if ax is not None:
+        fig = ax.figure
+        axes = [ax]
+    else:
+        fig, axes = plt().subplots(1, 2, figsize=(12, 3.8), constrained_layout=True)
     layers, series = _layer_series(section, precision)
-    nj = {k: [v * 1e9 if v else None for v in vals] for k, vals in series.items()}
-    _bars(ax, layers, nj, "nJ / sample", log=True)
-    ax.set_title(f"Energy per layer ({section['profile']} {precision}; chips from their profiles)")
+    _bars(axes[0], layers, {k: [v * 1e9 if v else None for v in vals] for k, vals in series.items()}, "nJ / sample",
+          log=True)
+    axes[0].set_title(f"Arithmetic energy per layer ({section['profile']} {precision})", fontsize="medium")
+    if len(axes) > 1:
+        layers, series = _chip_series(section)
+        if series:
+            _bars(axes[1], layers, {k: [v * 1e9 if v else None for v in vals] for k, vals in series.items()},
+                  "nJ / inference", log=True)
+        axes[1].set_title("Chip energy per layer (each target's profile)", fontsize="medium")
     return fig
 
 
 def plot_energy_total(section: dict[str, Any], ax=None):
-    """Total energy per sample (log scale): ANN and SNN for INT32/FP32, and each chip."""
-    fig, ax = _ax(ax, (7, 3.5))
+    """Total energy per sample (linear, from zero) in two panels with their own axes, never one ratio:
+    arithmetic (ANN and SNN, INT32/FP32, 45 nm) and chip (each target by its profile)."""
+    if ax is not None:
+        fig, axes = ax.figure, [ax]
+    else:
+        fig, axes = plt().subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
     names, vals = [], []
     for p, a in section["ann"].items():
         names.append(f"ANN {p}")
@@ -93,17 +117,23 @@ def plot_energy_total(section: dict[str, Any], ax=None):
     for p, s in section["snn"].items():
         names.append(f"SNN {p}")
         vals.append(s["joules_per_sample"])
-    for name, t in section.get("targets", {}).items():
-        if t.get("chip"):
-            names.append(f"{name}\n({t['chip']['profile']})")
-            vals.append(t["chip"]["joules_per_sample"])
-    colors = ["tab:gray" if n.startswith("ANN") else "tab:blue" if n.startswith("SNN") else "tab:orange" for n in names]
-    ax.bar(names, [v * 1e6 for v in vals], color=colors)
-    ax.set_yscale("log")
-    ax.set_ylabel("uJ / sample")
-    ax.set_title(f"Energy per sample: ANN and SNN by {section['equation']}, chips by profile", fontsize="medium")
-    for i, v in enumerate(vals):
-        ax.annotate(f"{v * 1e6:.3g}", (i, v * 1e6), ha="center", va="bottom", fontsize="small")
+    panels = [(axes[0], names, vals, f"Arithmetic ({section['profile']}): SNN by {section['equation']}")]
+    if len(axes) > 1:
+        cn, cv = [], []
+        for name, t in section.get("targets", {}).items():
+            if t.get("chip"):
+                cn.append(f"{name}\n({t['chip']['profile']})")
+                cv.append(t["chip"]["joules_per_sample"])
+        panels.append((axes[1], cn, cv, "Chip energy per inference (profiles; Loihi: Loihi 1 constants)"))
+    for a, n, v, title in panels:
+        colors = ["tab:gray" if x.startswith("ANN") else "tab:blue" if x.startswith("SNN") else "tab:orange"
+                  for x in n]
+        a.bar(n, [x * 1e6 for x in v], color=colors)
+        a.set_ylim(bottom=0)  # linear from zero: a log axis over a narrow range exaggerates differences
+        a.set_ylabel("uJ / sample")
+        a.set_title(title, fontsize="medium")
+        for i, x in enumerate(v):
+            a.annotate(f"{x * 1e6:.3g}", (i, x * 1e6), ha="center", va="bottom", fontsize="small")
     return fig
 
 

@@ -26,6 +26,41 @@ def _layers(rows: list[dict[str, Any]]) -> str:
     return _table(keys + extra, [[r.get(k) for k in keys + extra] for r in rows])
 
 
+def _energy(sec: dict[str, Any]) -> list[str]:
+    """Two energy tables kept apart (arithmetic 45 nm; chip), then NeuroBench's metrics beside ours."""
+    from ..measure.tables import arithmetic_layers, chip_details, neurobench_text
+
+    if "tables" not in sec:
+        return ["## Energy per sample", "", "(energy section from an older run: recompute with `neurodeploy energy RUN_DIR "
+                "--recompute`)", ""]
+    out = ["## Energy per sample", "",
+           "Two tables that are never divided by each other: **[1] arithmetic energy** prices the ANN and the SNN "
+           "with the same 45 nm CMOS constants (an ANN-vs-SNN comparison of computation only); **[2] chip energy** "
+           "prices the events each target's simulator counted with that chip's profile, beside its latency.", "",
+           "### [1] Arithmetic energy (ANN vs SNN, 45 nm CMOS)", "",
+           _table(["model", "activity of", "precision", "energy (J)", "E/E_ANN", "convention", "constants"],
+                  [[r["model"], r["activity"], r["precision"], r["joules"], r["ratio_to_ann"], r["convention"],
+                    r["constants"]] for r in sec["tables"]["arithmetic"]]), "",
+           "Sources: " + "; ".join(f"`{k}` {c['value']:g} {c['unit']}: {c['source']}"
+                                   for k, c in sec["constants"].items()), "",
+           "### [2] Chip energy and latency per inference (each target's profile)", ""]
+    rows = sec["tables"]["chip"]
+    out += [_table(["target", "profile", "energy (J)", "synops", "spikes", "neuron updates", "activation sparsity",
+                    "latency (steps)", "constants", "caveat"],
+                   [[r["target"], r["profile"], r["joules"], r["synops"], r["spikes"], r["neuron_updates"],
+                     r["activation_sparsity"], r["latency_steps"], r["constants"], r["caveat"]] for r in rows]), "",
+            "Events per inference as each target's simulator counted them (the deployed model's activity, "
+            "not the source's); latency = T + L x (steps each layer adds).", "",
+            f"{sec['tables'].get('baseline', '')}.", ""]
+    out += ["Details (per layer: events measured on each target's simulator; constants with sources):", "", "```"]
+    out += chip_details(sec) + ["```", ""]
+    nb = neurobench_text(sec)
+    if nb:
+        out += ["### [3] NeuroBench metrics beside ours", "", "```"] + nb[1:] + ["```", ""]
+    out += ["Arithmetic energy per layer (table [1], source activity):", "", "```"] + arithmetic_layers(sec) + ["```", ""]
+    return out
+
+
 def _acc(entry: Any) -> Any:
     return entry.get("accuracy") if isinstance(entry, dict) else None
 
@@ -96,9 +131,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["## Source SNN: spiking activity and operations per layer", "", _layers(src.get("layers", [])), ""]
     energy = report.get("energy")
     if isinstance(energy, dict) and "ann" in energy:
-        from ..measure.stage import energy_table
-
-        lines += ["## Energy per sample", "", "```", energy_table(report), "```", ""]
+        lines += _energy(energy)
     elif src.get("energy"):
         lines += ["## Energy per sample", ""]
         erows = [[k, v.get("ann_joules_per_sample"), v.get("snn_joules_per_sample"), v.get("ann_over_snn"),

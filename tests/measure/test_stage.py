@@ -54,10 +54,19 @@ def test_report_section_table_and_figures(small_net, tmp_path):
     assert chip["synop_joules"] == pytest.approx(
         (rows["conv1"]["synops_exact"] + float(np.mean(loihi_out.synops["conv2"])) + float(np.mean(loihi_out.synops["fc"])))
         * 23.6e-12)
-    assert chip["ratio_to_ann"]["fp32"] == pytest.approx(chip["joules_per_sample"] / sec["ann"]["fp32"]["joules_per_sample"])
+    assert "ratio_to_ann" not in chip  # a chip's event energy is never divided by 45 nm arithmetic
+    # T + L·1: these Outputs report two deployed layers (synops of conv2 and fc), Lava adds a step per layer
+    assert sec["targets"]["loihi"]["latency"]["steps_per_inference"] == 4 + 2
+    tables = sec["tables"]
+    assert {r["model"] for r in tables["arithmetic"]} >= {"ANN"} and all("E/E_ANN" not in r for r in tables["chip"])
+    assert [r["target"] for r in tables["chip"]] == ["loihi"] and "Loihi 1" in tables["chip"][0]["caveat"]
+    assert "synop = 23.6 pJ" in tables["chip"][0]["constants"]
 
     text = energy_table({"energy": sec})
-    assert "ANN" in text and "loihi chip (loihi2)" in text and "conv2" in text
+    assert "[1] ARITHMETIC ENERGY" in text and "[2] CHIP ENERGY" in text and "conv2" in text
+    head, chip_part = text.split("[2] CHIP ENERGY")[0], text.split("[2] CHIP ENERGY")[1]
+    assert "E/E_ANN" in head and "E/E_ANN" not in chip_part.split("[3]")[0]
+    assert "Loihi 1 constants" in chip_part
     from neurodeploy.errors import NeurodeployError
 
     with pytest.raises(NeurodeployError, match="no energy section"):
@@ -151,3 +160,23 @@ def test_streamed_exact_counts_equal_full_maps(trained_snn, digits_data):
     b = measure_report(trained_snn, counts2, exact=exact)["layers"]
     assert [r.get("synops_exact") for r in a] == pytest.approx([r.get("synops_exact") for r in b])
     assert any(r.get("synops_exact") for r in b)
+
+
+def test_a_targets_energy_and_activity_are_its_own_counts(small_net):
+    """The chip table prices what the target's simulator counted, not the source's activity."""
+    x = torch.rand(6, 1, 8, 8)
+    counts, maps = source_spike_maps(small_net, x)
+    src_syn = {k: v.numpy() for k, v in exact_synops(small_net, maps).items()}
+    dep = Outputs(predictions=np.zeros(6), layer_spikes={k: v * 0.5 for k, v in counts.items()},
+                  synops={k: v * 0.25 for k, v in src_syn.items()},
+                  neuron_updates={"sn1": np.full(6, 256 * 4.0), "sn2": np.full(6, 128 * 4.0), "fc": np.full(6, 40.0)})
+    sec = measure_report(small_net, counts, targets={"lava": dep}, profiles={"lava": "speck2f"}, spike_maps=maps)
+    t = sec["targets"]["lava"]
+    chip_syn = {e["name"]: e["synops"] for e in t["chip"]["layers"]}
+    for k, v in src_syn.items():
+        assert chip_syn[k] == pytest.approx(0.25 * float(v.mean()))
+    spikes = 0.5 * sum(float(np.mean(v)) for v in counts.values())
+    assert t["activity"]["spikes_per_sample"] == pytest.approx(spikes)
+    assert t["activity"]["activation_sparsity"] == pytest.approx(1 - spikes / ((256 + 128) * 4))
+    assert sec["activity"]["spikes_per_sample"] == pytest.approx(2 * spikes)
+    assert t["latency"]["steps_per_inference"] == 4  # Speck: no per-layer step delay
