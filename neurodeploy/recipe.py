@@ -381,6 +381,7 @@ class Profile:
     path: str
     energy_caveat: str = ""
     latency: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)  # [targets]: name -> "module:Class" using it
 
     def joules(self, key: str) -> float:
         """The energy constant ``key`` in joules."""
@@ -397,7 +398,22 @@ class Profile:
         return any(c.prices in CHIP_QUANTITIES for c in self.energy.values())
 
 
-_PROFILE_KEYS = {"name", "description", "energy", "limits", "precision", "options", "energy_caveat", "latency"}
+_PROFILE_KEYS = {"name", "description", "energy", "limits", "precision", "options", "energy_caveat", "latency",
+                 "targets"}
+_TARGET_ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # "package.module:Class"
+
+
+def profile_targets(path: Path, data: dict[str, Any]) -> dict[str, str]:
+    """A profile's ``[targets]`` table: target name -> ``"module:Class"`` of the target that uses the
+    profile. Shipped profiles declare their targets here, so a new chip is one target module plus
+    one profile, and no registry file is edited (see :mod:`neurodeploy.targets.base`)."""
+    table = data.get("targets", {})
+    if not isinstance(table, dict):
+        raise ProfileError(f"{path}: [targets] must be a table of name = \"module:Class\"")
+    for name, where in table.items():
+        if not isinstance(where, str) or not _TARGET_ENTRY.match(where):
+            raise ProfileError(f"{path}: targets.{name} = {where!r}; give the target class as \"package.module:Class\"")
+    return dict(table)
 _UNITS = ("pJ", "nJ", "uJ", "mJ", "J")
 _CONSTANT_FIELDS = {"value", "unit", "source", "note", "prices", "derived_from"}
 
@@ -496,6 +512,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
         path=str(path),
         energy_caveat=str(data.get("energy_caveat", "")),
         latency=latency,
+        targets=profile_targets(path, data),
     )
 
 

@@ -14,20 +14,24 @@ so listing targets never imports a simulator.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import nir
 import numpy as np
 import torch
 
-from ..errors import NeurodeployError, TargetError
+from ..errors import NeurodeployError, ProfileError, TargetError
 from ..ir.metadata import DeployMeta
-from ..recipe import Profile, load_profile, type_ok
+from ..recipe import TARGETS_DIR, Profile, load_profile, profile_targets, tomllib, type_ok
 from ..registry import Registry
+
+log = logging.getLogger(__name__)
 
 O = TypeVar("O", bound="TargetOptions")
 
@@ -166,14 +170,33 @@ class Target(ABC):
 
 # Built-in targets are lazy entries: listing them imports no simulator (Lava, sinabs).
 TARGETS: Registry[type[Target]] = Registry("target", error=TargetError)
+# Targets without a hardware profile; a chip target is declared by its profile's [targets] table.
 for _name, _where in {
     "torch": "neurodeploy.targets.torch_target:TorchTarget",
-    "lava": "neurodeploy.targets.loihi.lava:LavaTarget",
-    "loihi-emu": "neurodeploy.targets.loihi.emu:LoihiEmuTarget",
-    "speck": "neurodeploy.targets.speck:SpeckTarget",
     "onnx": "neurodeploy.targets.onnx_target:OnnxTarget",
 }.items():
     TARGETS.add_lazy(_name, _where)
+
+
+def declare_profile_targets(folder: Path = TARGETS_DIR) -> list[str]:
+    """Register the targets that the profiles in ``folder`` declare (``[targets] name =
+    "module:Class"``), lazily: nothing is imported until a target is asked for. A profile that
+    cannot be read is skipped with a warning here (loading it later gives its own error)."""
+    added = []
+    for path in sorted(Path(folder).glob("*.toml")):
+        try:
+            table = profile_targets(path, tomllib.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ProfileError) as e:
+            log.warning("%s: its [targets] are not registered (%s)", path, e)
+            continue
+        for name, where in table.items():
+            if name not in TARGETS:
+                TARGETS.add_lazy(name, where)
+                added.append(name)
+    return added
+
+
+declare_profile_targets()
 
 
 def register_target(cls: type[Target]) -> type[Target]:
