@@ -14,9 +14,10 @@ An attack takes an estimator (:mod:`.estimators`): a :class:`SourceEstimator` gi
 - :mod:`.sections` — the report sections by name (``SECTIONS``), the inputs and context they read;
 - :mod:`.stage` — ``robustness_report``: the report's ``robustness`` section, the recipe's sections in order.
 """
-from ..errors import AttackError
-from ..registry import Registry
-from .base import Attack, project_linf
+import importlib
+import pkgutil
+
+from .base import ATTACKS, Attack, project_linf, register_attack
 from .checklist import checklist_passed, obfuscation_checklist, run_checklist
 from .estimators import (ClassifierMixin, LossGradientsMixin, SourceEstimator, TargetEstimator, accuracy,
                          check_estimator, predict_batched)
@@ -31,10 +32,10 @@ from .stage import robustness_report, target_query_fn
 from .sweeps import epsilon_sweep, steps_sweep
 from .transfer import TransferAttack
 
-#: Every attack class by name, for ``get_attack`` and for the tests that exercise each one.
-ATTACKS: Registry[type[Attack]] = Registry("attack", error=AttackError)
-for _cls in (FGSM, PGD, SquareAttack, RandomSampling, GaussianNoise):
-    ATTACKS.add(_cls.name, _cls)
+# Every file of the package is imported, so an attack (``@register_attack``) or a report section
+# (``@register_section``) in a new file is registered without editing this one.
+for _m in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_m.name}")
 
 
 def get_attack(name: str, **kwargs) -> Attack:
@@ -43,7 +44,7 @@ def get_attack(name: str, **kwargs) -> Attack:
 
 
 __all__ = [
-    "ATTACKS", "SECTIONS", "get_attack", "register_section",
+    "ATTACKS", "SECTIONS", "get_attack", "register_attack", "register_section",
     "FGSM", "PGD", "Attack", "AttackContext", "AttackInputs", "ClassifierMixin", "GaussianNoise",
     "LossGradientsMixin", "QueryResult", "RandomSampling", "Section", "SourceEstimator", "SquareAttack",
     "TargetEstimator", "TransferAttack", "accuracy", "check_estimator", "checklist_passed", "epsilon_sweep",

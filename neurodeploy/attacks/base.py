@@ -14,6 +14,8 @@ from typing import ClassVar, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import AttackError
+from ..registry import Registry
 from .estimators import check_estimator
 
 log = logging.getLogger(__name__)
@@ -69,3 +71,13 @@ class Attack(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(epsilon={self.epsilon:.4g})"
+
+
+#: Every attack class by name (``get_attack`` and the tests that exercise each one); an attack's
+#: file registers it with ``@register_attack``, and the package imports every file in it.
+ATTACKS: Registry[type[Attack]] = Registry("attack", error=AttackError)
+
+
+def register_attack(cls: type[Attack]) -> type[Attack]:
+    """Class decorator: make an attack available by its ``name`` (a taken name raises RegistryError)."""
+    return ATTACKS.add(cls.name, cls)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack
+from .base import Attack, register_attack
 from .estimators import LossGradientsMixin, accuracy
 from .sections import AttackContext, register_section
 
 
+@register_attack
 class FGSM(Attack):
     """Single-step L∞ attack: ``FGSM(epsilon).generate(estimator, x, y)``."""
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack
+from .base import Attack, register_attack
 from .estimators import accuracy
 from .sections import AttackContext, register_section
 
 
+@register_attack
 class GaussianNoise(Attack):
     """``GaussianNoise(epsilon, sigma=None, seed=0).generate(est, x, y)``; σ defaults to ε."""
 

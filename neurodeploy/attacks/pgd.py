@@ -16,11 +16,12 @@ from typing import Iterable
 import torch
 from tqdm.auto import tqdm
 
-from .base import Attack, project_linf
+from .base import Attack, project_linf, register_attack
 from .estimators import LossGradientsMixin, accuracy
 from .sections import AttackContext, register_section
 
 
+@register_attack
 class PGD(Attack):
     """Iterative L∞ attack: ``PGD(epsilon, step_size, steps, random_start, seed).generate(est, x, y)``."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attack
+from .base import Attack, register_attack
 from .estimators import ClassifierMixin, accuracy
 from .sections import AttackContext, register_section
 
@@ -26,6 +26,7 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return true - other.max(1).values
 
 
+@register_attack
 class RandomSampling(Attack):
     """``RandomSampling(epsilon, n_samples=20, seed=0).generate(est, x, y)`` (queries only)."""
 

@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .base import Attack, project_linf
+from .base import Attack, project_linf, register_attack
 from .estimators import ClassifierMixin, TargetEstimator, accuracy
 from .sections import AttackContext, register_section, subset_index
 from .random_search import margin
@@ -64,6 +64,7 @@ class QueryResult:
         }
 
 
+@register_attack
 class SquareAttack(Attack):
     """``SquareAttack(epsilon, max_queries=1000, p_init=0.3, seed=0).run(est, x, y) -> QueryResult``.
 

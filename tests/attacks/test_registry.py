@@ -34,3 +34,16 @@ def test_registered_attack_contract(name):
 def test_unknown_attack():
     with pytest.raises(AttackError, match="unknown attack 'cw'; available: fgsm, gaussian, pgd, random, square"):
         get_attack("cw")
+
+
+def test_every_file_of_the_attacks_package_is_imported_so_a_new_file_registers_itself():
+    import pkgutil
+    import sys
+
+    import neurodeploy.attacks as attacks
+
+    files = [m.name for m in pkgutil.iter_modules(attacks.__path__)]
+    assert {"fgsm", "pgd", "square", "gaussian", "random_search"} <= set(files)
+    assert all(f"neurodeploy.attacks.{f}" in sys.modules for f in files)
+    for name in attacks.ATTACKS.names():  # each attack is registered by the file that defines it
+        assert attacks.ATTACKS.get(name).__module__.startswith("neurodeploy.attacks.")
