@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import AttackError
 from .base import Attack, project_linf, register_attack
 from .estimators import ClassifierMixin, TargetEstimator, accuracy
 from .sections import AttackContext, register_section, subset_index
@@ -112,7 +113,15 @@ class SquareAttack(Attack):
 
     def _attack_batch(self, est: ClassifierMixin, x: torch.Tensor, y: torch.Tensor,
                       gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        n, c, h, w = x.shape
+        # squares lie in the last two dimensions; every dimension between the batch and them (channels,
+        # and the time bins of event frames [N, T, C, H, W]) is one channel axis of its own
+        shape = x.shape
+        if x.dim() < 3:
+            raise AttackError(f"square: inputs must be at least [N, H, W], got shape {tuple(shape)}")
+        n, h, w = shape[0], shape[-2], shape[-1]
+        c = math.prod(shape[1:-2])
+        x = x.reshape(n, c, h, w)
+        est = _Reshaped(est, tuple(shape[1:]))
         eps = self.epsilon
         sign = lambda *shape: (torch.randint(0, 2, shape, generator=gen) * 2 - 1).to(x)  # noqa: E731
         x_best = torch.clamp(x + eps * sign(n, c, 1, w), 0.0, 1.0)
@@ -149,7 +158,17 @@ class SquareAttack(Attack):
             x_best[idx] = cand[better]
             m_best[idx] = m[better]
         bar.close()
-        return x_best, queries, m_best < 0
+        return x_best.reshape(shape), queries, m_best < 0
+
+
+class _Reshaped:
+    """An estimator seen through the [N, C, H, W] view the attack works in."""
+
+    def __init__(self, est: ClassifierMixin, sample_shape: tuple[int, ...]) -> None:
+        self.est, self.sample_shape = est, sample_shape
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.est.predict(x.reshape(len(x), *self.sample_shape))
 
 
 @register_section("query")

@@ -60,3 +60,24 @@ def test_square_is_deterministic_given_seed():
     a = SquareAttack(0.05, max_queries=10, seed=4).run(TargetEstimator(fn, 10), x, y)
     b = SquareAttack(0.05, max_queries=10, seed=4).run(TargetEstimator(fn, 10), x, y)
     assert torch.equal(a.x_adv, b.x_adv) and torch.equal(a.queries, b.queries)
+
+
+def test_square_runs_on_event_frames_and_keeps_their_shape():
+    """Event frames [N, T, C, H, W] (the event_digits recipes) are attacked with squares in H×W, one
+    channel axis per (t, c); the adversarial frames keep the input's shape and the ε-ball."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4 * 2 * 6 * 6, 10)).eval()
+    x = torch.rand(12, 4, 2, 6, 6, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    seen = []
+
+    def query(z):
+        seen.append(tuple(z.shape[1:]))
+        with torch.no_grad():
+            return model(z).numpy()
+
+    res = SquareAttack(0.1, max_queries=30, seed=0).run(TargetEstimator(query, 10), x, y)
+    assert res.x_adv.shape == x.shape and set(seen) == {(4, 2, 6, 6)}
+    assert (res.x_adv - x).abs().max() <= 0.1 + 1e-6
+    assert res.success.any()  # it searched: some frames were fooled within 30 queries
