@@ -60,7 +60,7 @@ from torch import nn
 
 from ...data.encoding import rate_code
 from ...errors import TargetError, UnsupportedLayerError
-from ...ir.from_nir import SumPool2d, from_nir, refuse_recurrent
+from ...ir.from_nir import SumPool2d, from_nir
 from ...ir.metadata import DeployMeta
 from ...ir.modules import Heaviside
 from ...measure.ops import fanout_maps
@@ -102,6 +102,9 @@ class LoihiLayer:
     fanout: np.ndarray | None = None  # real fan-out of each input neuron/pixel into this synapse, flat
     pre_pool: tuple[int, int] | None = None  # conv folded from sum-pool k (=stride) + conv: weights tiled k x k
     multi_spike: bool = False  # the source neuron emits several spikes per step (sinabs MultiSpike)
+    recurrent: np.ndarray | None = None  # int64 [O, O]: a = W·s_in[t] + recurrent·s[t−1] (.recurrent)
+    rec_synapse: str | None = None  # NIR node of the recurrent weight
+    rec_fanout: np.ndarray | None = None  # real fan-out of each neuron into its recurrent synapse
 
     @property
     def n_in(self) -> int:
@@ -472,8 +475,14 @@ def _input_fanout(group: list[tuple[str, nn.Module]], in_shape: tuple[int, ...])
 def lower(graph: nir.NIRGraph, meta: DeployMeta, options: LoihiOptions | Mapping[str, Any] | None,
           log_line: Callable[[str], None]) -> tuple[LoihiProgram, SpikingNetwork]:
     """Lower a NIR graph: rebuild the float network from the graph, then :func:`lower_network`."""
-    refuse_recurrent(graph, "loihi")
     net = from_nir(graph, meta)
+    if net.recurrent_edges:  # CubaLIF layers with a recurrent Affine (.recurrent)
+        from .recurrent import lower_recurrent
+
+        net.eval()
+        opts = options if isinstance(options, LoihiOptions) else LoihiOptions.from_mapping(options or {}, "loihi "
+                                                                                           "lowering options")
+        return lower_recurrent(net, meta.timesteps, opts, log_line), net
     if not net.is_chain:
         outs: dict[str, int] = {}
         ins: dict[str, int] = {}
