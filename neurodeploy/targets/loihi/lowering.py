@@ -37,6 +37,9 @@ reset (``reset_interval = T``, ``reset_offset = 1``) layer i handles sample k in
 [k·T + 2 + i, (k+1)·T + 2 + i): in each layer's local time there is no delay at all, which is what
 the emulator computes.
 
+Recurrent graphs (CubaLIF layers with a recurrent Affine) are lowered by :mod:`.recurrent` (current
+decay, a second dense matrix delivering the previous step's spikes, netx ``dense_rec``).
+
 Residual (SEW) graphs are refused with the fork and join nodes named. What a lowering needs
 (not implemented): the ADD only feeds synapses, so W·(a + b) = W·a + W·b — connect both spike
 sources to the next layer's neurons through two synapses with the same integer weights (Lava
@@ -157,6 +160,7 @@ class LoihiProgram:
     info: dict[str, Any] = field(default_factory=dict)
     events: str = ""  # event-frame input: 'graded' | 'binary' (see .event_input); '' for images
     event_bits: int = 4  # graded event payload width
+    bias_input: bool = False  # one extra input channel spiking at every step: the first layer's bias (.recurrent)
 
     @property
     def input_message_bits(self) -> int:
@@ -173,7 +177,10 @@ class LoihiProgram:
         :func:`.event_input.event_spikes` (``stats`` accumulates the events clipped).
         """
         if self.events:
-            return event_spikes(x, self.timesteps, self.events, self.event_bits, stats)
+            s = event_spikes(x, self.timesteps, self.events, self.event_bits, stats)
+            if self.bias_input:  # the always-on channel whose weights carry the first layer's bias
+                s = torch.cat([s, torch.ones(*s.shape[:2], 1, dtype=s.dtype, device=s.device)], 2)
+            return s
         x = x.detach().float().reshape(x.shape[0], -1).clamp(0.0, 1.0)
         T, B = self.timesteps, x.shape[0]
         if self.input_spikes == "graded":

@@ -20,8 +20,10 @@ to its input through such a Dense (lava/lib/dl/netx/blocks/process.py, ``Recurre
 graph executor delays the same edge (snn/graph.py: the recurrent edge carries s[t−1], nothing at
 t = 0), so both read s[t−1]; this is logged per layer.
 
-What differs, logged per layer: the bias (Loihi adds it to v, the source to the current i: mapped to
-its steady state b/(1 − α), exact after the current's transient α^t); the reset (Loihi sets v = 0
+What differs, logged per layer: the bias (the source adds it to the current i, Loihi's bias to v):
+the first layer's bias becomes the weights of one extra input channel spiking at every step (exact);
+a later layer's bias is mapped to its steady state b/(1 − α) on v (exact after the current's
+transient α^t, logged with its length); the reset (Loihi sets v = 0
 right after the spike; snnTorch's reset to zero with ``reset_delay=True`` discards the whole next
 update v[t+1] = 0 — on Loihi v[t+1] = u[t+1] —, its subtraction keeps v − θ — on Loihi the residual
 is lost).
@@ -119,6 +121,10 @@ def lower_recurrent(net: SpikingNetwork, timesteps: int, options: LoihiOptions,
         gain = np.broadcast_to(neuron.syn_gain.detach().double().numpy().reshape(-1), (w.shape[0],))
         w, b = w * gain[:, None], (b + br) * gain
         wr = wr * gain[:, None] if wr is not None else None
+        bias_in = k == 0 and bool(np.any(b != 0))
+        if bias_in:  # exact: a channel spiking at every step with weight b adds b to the current, as the source
+            w, b = np.hstack([w, b[:, None]]), np.zeros_like(b)
+            cur_shape = (cur_shape[0] + 1,)
         theta = _scalar(neuron.threshold, "thresholds", name)
         lam = min(max(_scalar(neuron.leak, "membrane leaks", name), 0.0), 1.0)
         alpha = min(max(float(neuron.syn_leak), 0.0), 1.0)
@@ -150,6 +156,11 @@ def lower_recurrent(net: SpikingNetwork, timesteps: int, options: LoihiOptions,
         log_line(f"{name}: CubaLIF -> Loihi CUBA: synaptic α={alpha:.6g} -> iDecay={di} (α_q={alpha_q:.6g}, "
                  f"{di}/4096), membrane λ={lam:.6g} -> vDecay={dv} (λ_q={(DECAY_UNITY - dv) / DECAY_UNITY:.6g}, "
                  f"{dv}/4096), threshold {theta:.5g} -> vThMant={vth} (compared as v > vThMant<<6)")
+        if bias_in:
+            log_line(f"{name}: bias (synapse {syn}{' + ' + rec if rec else ''}, enters the synaptic current in the "
+                     f"source from t = 0) -> weights of one extra input channel that spikes at every step (payload 1; "
+                     f"{shape[0]} + 1 inputs): exact up to the weight rounding (Loihi's own bias adds to v, not to "
+                     f"the current); its {timesteps} spikes per sample count as input synaptic events")
         if bq is not None:
             tr = float(np.abs(b).max())
             log_line(f"{name}: bias (synapse {syn}{' + ' + rec if rec else ''}, max |b| {tr:.4g}) enters the current in "
@@ -183,7 +194,7 @@ def lower_recurrent(net: SpikingNetwork, timesteps: int, options: LoihiOptions,
     log_line(f"latency: Lava adds one step per feed-forward layer ({len(layers)} layers); samples are fed back to back "
              f"with netx reset_interval=T={timesteps}, reset_offset=1")
     return LoihiProgram(layers, shape, timesteps, "rate", options.graded_bits, options.seed, "count", events=events,
-                        event_bits=bits)
+                        event_bits=bits, bias_input=layers[0].n_in == int(np.prod(shape)) + 1)
 
 
 def recurrent_input(out_prev: torch.Tensor, rec: np.ndarray) -> torch.Tensor:
