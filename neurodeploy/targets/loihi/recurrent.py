@@ -8,8 +8,10 @@ executor, snnTorch ``RSynaptic``, snntorch/_neurons/rsynaptic.py:418-448):
 
 Loihi CUBA (Lava ``PyLifModelBitAcc``, lava/proc/lif/models.py:138-186), per step:
 
-    u ← sgn(u·(4096 − iDecay))·(|u·(4096 − iDecay)| >> 12) + (a << 6),  a = W_ff·s_in[t] + W_rec·s[t−1]
-    v ← sgn(v·(4096 − vDecay))·(|v·(4096 − vDecay)| >> 12) + u + (b << 6),  s = v > vThMant << 6,  v ← 0 where s
+    u ← sgn(u·(4096 − iDecay))·(|u·(4096 − iDecay)| >> 12) + (a << 6),
+        a = W_ff·s_in[t] + W_rec·s[t−1]
+    v ← sgn(v·(4096 − vDecay))·(|v·(4096 − vDecay)| >> 12) + u + (b << 6)
+    s = v > vThMant << 6,  v ← 0 where s
 
 Mapping: iDecay = round(4096·(1 − α)), vDecay = round(4096·(1 − λ)); W_ff and W_rec (times the
 synaptic gain g) on the same 8-bit even grid with one scale σ (they add into the same current);
@@ -30,7 +32,7 @@ is lost).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -101,6 +103,42 @@ def _scalar(t: torch.Tensor, what: str, name: str) -> float:
     return float(v[0])
 
 
+def _scale(w: np.ndarray, wr: np.ndarray | None, m_in: float, i_decay: int, theta: float,
+           bias_v: np.ndarray | None) -> tuple[float, str]:
+    """One σ for W_ff and W_rec (they add into the same current): the largest with 8-bit weights,
+    |a| = |W_ff·s_in + W_rec·s| < 2^17, |u| ≤ |a|·4096/iDecay < 2^17 (the 24-bit current, no wrap), a
+    17-bit threshold and a 13-bit bias; returns σ and the bound that binds."""
+    both = w if wr is None else np.hstack([w, wr])
+    fan = max(float((np.abs(w) * m_in).sum(1).max() + (np.abs(wr).sum(1).max() if wr is not None else 0.0)), 1e-300)
+    bounds = {"8-bit weights": W_MAX / max(float(np.abs(both).max()), 1e-300),
+              "|a| < 2^17 (all inputs active)": HEADROOM * A_MAX / fan,
+              "24-bit current (|a|/(1 − α) < 2^17)": HEADROOM * U_BOUND * max(i_decay, 1) / DECAY_UNITY / fan,
+              "17-bit threshold": HEADROOM * VTH_MAX / theta}
+    if bias_v is not None:
+        bounds["13-bit bias"] = BIAS_MAX / float(np.abs(bias_v).max())
+    why = min(bounds, key=bounds.get)
+    return bounds[why], why
+
+
+def _log_rules(name: str, rec: str | None, reset: str, log_line: Callable[[str], None]) -> None:
+    """The reset rule's difference and the recurrent edge's delay, one logged line each."""
+    if reset == "zero_late":
+        log_line(f"{name}: reset differs: the source (snnTorch reset_delay=True) discards the whole update of the "
+                 f"step after a spike, v[t+1] = 0; Loihi sets v = 0 right after the spike and integrates "
+                 f"v[t+1] = u[t+1]: a neuron that just fired keeps that step's current (netx has no refractory "
+                 f"neuron that could discard it)")
+    elif reset == "subtract":
+        log_line(f"{name}: reset differs: the source subtracts θ (v[t+1] = λ·v[t] + i[t+1] − θ); Loihi resets to "
+                 f"zero right after the spike (the residual v − θ is lost)")
+    else:
+        log_line(f"{name}: reset to zero right after the spike in the source and on Loihi (same rule)")
+    if rec is not None:
+        log_line(f"recurrent edge {name}→{rec}: a netx dense_rec synapse; Lava's Dense delivers at step t the "
+                 f"spikes of step t − 1 (one step of synaptic delay), the torch executor delays the same edge "
+                 f"(it carries s[t − 1], nothing at t = 0): same semantics, no extra delay. The source adds the "
+                 f"recurrent Affine's bias from t = 0 (merged into the layer bias above)")
+
+
 def lower_recurrent(net: SpikingNetwork, timesteps: int, options: LoihiOptions,
                     log_line: Callable[[str], None]) -> LoihiProgram:
     """Lower a chain of CubaLIF layers with optional self-recurrent dense weights (see the module docstring)."""
@@ -132,25 +170,16 @@ def lower_recurrent(net: SpikingNetwork, timesteps: int, options: LoihiOptions,
         dv = int(round(DECAY_UNITY * (1.0 - lam)))
         alpha_q = (DECAY_UNITY - di) / DECAY_UNITY
         m_in = float(payload_cap(events, bits)) if k == 0 else 1.0
-        both = w if wr is None else np.hstack([w, wr])
-        fan = float((np.abs(w) * m_in).sum(1).max() + (np.abs(wr).sum(1).max() if wr is not None else 0.0))
         bias_v = b / (1.0 - alpha_q) if np.any(b != 0) else None  # steady state of the current's bias
-        bounds = {"8-bit weights": W_MAX / max(float(np.abs(both).max()), 1e-300),
-                  "|a| < 2^17 (all inputs active)": HEADROOM * A_MAX / max(fan, 1e-300),
-                  "24-bit current (|a|/(1 − α) < 2^17)": HEADROOM * U_BOUND * max(di, 1) / DECAY_UNITY / max(fan, 1e-300),
-                  "17-bit threshold": HEADROOM * VTH_MAX / theta}
-        if bias_v is not None:
-            bounds["13-bit bias"] = BIAS_MAX / float(np.abs(bias_v).max())
-        why = min(bounds, key=bounds.get)
-        sigma = bounds[why]
+        sigma, why = _scale(w, wr, m_in, di, theta, bias_v)
         wq, wrq = quantize(w, sigma), (quantize(wr, sigma) if wr is not None else None)
-        bq = np.clip(np.round(bias_v * sigma), -BIAS_MAX - 1, BIAS_MAX).astype(np.int64) if bias_v is not None else None
+        bq = None if bias_v is None else np.clip(np.round(bias_v * sigma), -BIAS_MAX - 1, BIAS_MAX).astype(np.int64)
         vth = int(round(theta * sigma))
         err = float(np.abs(wq - w * sigma).max()) / sigma
-        err_r = f", recurrent {rec}: max {float(np.abs(wrq - wr * sigma).max()) / sigma:.3g}" if wrq is not None else ""
-        log_line(f"{syn}{' + ' + rec if rec else ''}: weights (times the synaptic gain) x{sigma:.4g} ({why} binds), one "
-                 f"scale for {'both matrices (they add into the same current)' if rec else 'the layer'} -> 8-bit even "
-                 f"grid [{int(min(wq.min(), wrq.min() if wrq is not None else 0))}, "
+        err_r = "" if wrq is None else f", recurrent {rec}: max {float(np.abs(wrq - wr * sigma).max()) / sigma:.3g}"
+        log_line(f"{syn}{' + ' + rec if rec else ''}: weights (times the synaptic gain) x{sigma:.4g} ({why} binds), "
+                 f"one scale for {'both matrices (they add into the same current)' if rec else 'the layer'} -> 8-bit "
+                 f"even grid [{int(min(wq.min(), wrq.min() if wrq is not None else 0))}, "
                  f"{int(max(wq.max(), wrq.max() if wrq is not None else 0))}] (step {2 / sigma:.3g} in float units; "
                  f"max rounding error: feed-forward {err:.3g}{err_r})")
         log_line(f"{name}: CubaLIF -> Loihi CUBA: synaptic α={alpha:.6g} -> iDecay={di} (α_q={alpha_q:.6g}, "
@@ -158,30 +187,17 @@ def lower_recurrent(net: SpikingNetwork, timesteps: int, options: LoihiOptions,
                  f"{dv}/4096), threshold {theta:.5g} -> vThMant={vth} (compared as v > vThMant<<6)")
         if bias_in:
             log_line(f"{name}: bias (synapse {syn}{' + ' + rec if rec else ''}, enters the synaptic current in the "
-                     f"source from t = 0) -> weights of one extra input channel that spikes at every step (payload 1; "
-                     f"{shape[0]} + 1 inputs): exact up to the weight rounding (Loihi's own bias adds to v, not to "
-                     f"the current); its {timesteps} spikes per sample count as input synaptic events")
+                     f"source from t = 0) -> weights of one extra input channel that spikes at every step "
+                     f"(payload 1; {shape[0]} + 1 inputs): exact up to the weight rounding (Loihi's own bias adds "
+                     f"to v, not to the current); its {timesteps} spikes per sample count as input synaptic events")
         if bq is not None:
             tr = float(np.abs(b).max())
-            log_line(f"{name}: bias (synapse {syn}{' + ' + rec if rec else ''}, max |b| {tr:.4g}) enters the current in "
-                     f"the source, the voltage on Loihi: written as its steady state b/(1 − α_q) -> bias mantissa "
-                     f"[{int(bq.min())}, {int(bq.max())}] (bias_exp 6); differs in the first steps by b·α^(t+1)/(1 − α)"
-                     f" (at t = 0 the Loihi bias is {1 / (1 - alpha_q):.3g}x the source's, < 1 % after "
-                     f"{int(np.ceil(np.log(0.01) / np.log(max(alpha_q, 1e-9))))} steps)")
-        if neuron.reset == "zero_late":
-            log_line(f"{name}: reset differs: the source (snnTorch reset_delay=True) discards the whole update of the "
-                     f"step after a spike, v[t+1] = 0; Loihi sets v = 0 right after the spike and integrates "
-                     f"v[t+1] = u[t+1]: a neuron that just fired keeps that step's current")
-        elif neuron.reset == "subtract":
-            log_line(f"{name}: reset differs: the source subtracts θ (v[t+1] = λ·v[t] + i[t+1] − θ); Loihi resets to "
-                     f"zero right after the spike (the residual v − θ is lost)")
-        else:
-            log_line(f"{name}: reset to zero right after the spike in the source and on Loihi (same rule)")
-        if rec is not None:
-            log_line(f"recurrent edge {name}→{rec}: a netx dense_rec synapse; Lava's Dense delivers at step t the "
-                     f"spikes of step t − 1 (one step of synaptic delay), the torch executor delays the same edge "
-                     f"(it carries s[t − 1], nothing at t = 0): same semantics, no extra delay. The source adds the "
-                     f"recurrent Affine's bias from t = 0 (merged into the layer bias above)")
+            log_line(f"{name}: bias (synapse {syn}{' + ' + rec if rec else ''}, max |b| {tr:.4g}) enters the current "
+                     f"in the source, the voltage on Loihi: written as its steady state b/(1 − α_q) -> bias "
+                     f"mantissa [{int(bq.min())}, {int(bq.max())}] (bias_exp 6); differs in the first steps by "
+                     f"b·α^(t+1)/(1 − α) (at t = 0 the Loihi bias is {1 / (1 - alpha_q):.3g}x the source's, < 1 % "
+                     f"after {int(np.ceil(np.log(0.01) / np.log(max(alpha_q, 1e-9))))} steps)")
+        _log_rules(name, rec, neuron.reset, log_line)
         layer = LoihiLayer(name=name, synapse=syn, folded=[], kind="dense", weight=wq, in_shape=cur_shape,
                            out_shape=(w.shape[0],), bias=bq, scale=sigma, vth=vth, i_decay=di, v_decay=dv,
                            input_neuron=prev, fanout=(w != 0).sum(0).astype(np.float64))
@@ -191,8 +207,8 @@ def lower_recurrent(net: SpikingNetwork, timesteps: int, options: LoihiOptions,
         layers.append(layer)
         prev, cur_shape = name, (w.shape[0],)
     log_line(f"readout: spike count of the last neuron layer {layers[-1].name} summed over T")
-    log_line(f"latency: Lava adds one step per feed-forward layer ({len(layers)} layers); samples are fed back to back "
-             f"with netx reset_interval=T={timesteps}, reset_offset=1")
+    log_line(f"latency: Lava adds one step per feed-forward layer ({len(layers)} layers); netx reset_interval="
+             f"T={timesteps}, reset_offset=1 (staggered per layer)")
     return LoihiProgram(layers, shape, timesteps, "rate", options.graded_bits, options.seed, "count", events=events,
                         event_bits=bits, bias_input=layers[0].n_in == int(np.prod(shape)) + 1)
 
@@ -203,4 +219,4 @@ def recurrent_input(out_prev: torch.Tensor, rec: np.ndarray) -> torch.Tensor:
     return (out_prev.to(torch.float64) @ w.T).round().to(torch.int64)
 
 
-__all__: list[Any] = ["lower_recurrent", "recurrent_input"]
+__all__ = ["lower_recurrent", "recurrent_input"]
