@@ -116,7 +116,7 @@ def test_nirtorch_braille_runs_recurrent():
     assert float(net.spike_counts["lif1.lif"].sum()) > 0
 
 
-def test_targets_refuse_recurrent_graph_naming_the_edge():
+def test_speck_refuses_recurrent_graph_naming_the_edge_loihi_lowers_it():
     from neurodeploy.targets.loihi.lowering import lower as loihi_lower
     from neurodeploy.targets.speck_lower import lower as speck_lower
 
@@ -124,9 +124,8 @@ def test_targets_refuse_recurrent_graph_naming_the_edge():
     with pytest.raises(UnsupportedLayerError, match="recurrent graphs are not supported on Speck yet: edge "
                                                     "lif1.lif→lif1.w_rec"):
         speck_lower(graph, meta, {}, lambda s: None)
-    with pytest.raises(UnsupportedLayerError, match="recurrent graphs are not supported on loihi yet: edge "
-                                                    "lif1.lif→lif1.w_rec"):
-        loihi_lower(graph, meta, {}, lambda s: None)
+    program, _ = loihi_lower(graph, meta, {}, lambda s: None)  # tests/targets/test_loihi_recurrent.py
+    assert program.layers[0].rec_synapse == "lif1.w_rec"
 
 
 def test_op_counting_refuses_recurrent_graph_cleanly():

@@ -31,6 +31,7 @@ from .event_input import EventStats, payload_cap, stats_line
 from .lowering import DECAY_UNITY as DECAY
 from .lowering import LoihiLayer, LoihiProgram, lower
 from .options import LoihiOptions
+from .recurrent import recurrent_input
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,14 @@ def cuba(a: torch.Tensor, layer: LoihiLayer, active: torch.Tensor | None = None,
     current or voltage is non-zero (Davies et al. 2018 price active and idle updates differently).
     ``over`` (``[B]`` int64, optional) accumulates the neuron-steps with v ≥ 2·(vThMant << 6) before
     the reset: where a multi-spike source neuron (sinabs) would have emitted two or more spikes.
+    A layer with a ``recurrent`` matrix adds W_rec·s[t−1] to the step's input a[t] (:mod:`.recurrent`:
+    Lava's Dense delivers the previous step's spikes).
     """
     T = a.shape[0]
     du, dv = DECAY - layer.i_decay, DECAY - layer.v_decay  # decay multipliers (4096 = no decay)
     lo, hi = torch.aminmax(a) if a.numel() else (torch.tensor(0), torch.tensor(0))  # one pass, no |a| copy
-    if du == 0 and int(hi) < (U_MAX >> 6) and int(lo) > -(U_MAX >> 6):
+    rec = layer.recurrent
+    if du == 0 and rec is None and int(hi) < (U_MAX >> 6) and int(lo) > -(U_MAX >> 6):
         dtype = torch.int32 if dv in (0, DECAY) else torch.int64
         u_all = a.to(dtype) << 6  # current = this step's input, no 24-bit wrap possible
         direct = True
@@ -62,7 +66,7 @@ def cuba(a: torch.Tensor, layer: LoihiLayer, active: torch.Tensor | None = None,
     vth = layer.vth << 6
     out = torch.empty(a.shape, dtype=torch.bool, device=a.device)
     with _one_thread():
-        _cuba_loop(T, u_all, u, v, bias, vth, du, dv, direct, out, active, over)
+        _cuba_loop(T, u_all, u, v, bias, vth, du, dv, direct, out, active, over, rec)
     return out
 
 
@@ -77,13 +81,14 @@ def _one_thread():
         torch.set_num_threads(n)
 
 
-def _cuba_loop(T, u_all, u, v, bias, vth, du, dv, direct, out, active, over) -> None:  # noqa: ANN001
+def _cuba_loop(T, u_all, u, v, bias, vth, du, dv, direct, out, active, over, rec=None) -> None:  # noqa: ANN001
     for t in range(T):
         if direct:
             u = u_all[t]
         else:
             d = u * du
-            u = torch.sign(d) * (d.abs() >> 12) + u_all[t]
+            a = u_all[t] if rec is None or t == 0 else u_all[t] + (recurrent_input(out[t - 1], rec) << 6)
+            u = torch.sign(d) * (d.abs() >> 12) + a
             u = torch.where(u > U_MAX, u - 2 * U_MAX, u)
             u = torch.where(u <= -U_MAX, u + 2 * U_MAX, u)
         if dv == DECAY:
@@ -160,6 +165,9 @@ def synops_from_maps(program: LoihiProgram, in_spikes: torch.Tensor | None, maps
         else:
             continue
         out[layer.synapse] = (src.cpu() @ fan).numpy()
+        if layer.recurrent is not None and layer.rec_fanout is not None and layer.name in maps:
+            rf = torch.as_tensor(layer.rec_fanout, dtype=torch.float64)
+            out[layer.rec_synapse] = (maps[layer.name].to(torch.float64).cpu() @ rf).numpy()
     return out
 
 

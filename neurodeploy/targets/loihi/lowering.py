@@ -37,6 +37,9 @@ reset (``reset_interval = T``, ``reset_offset = 1``) layer i handles sample k in
 [k·T + 2 + i, (k+1)·T + 2 + i): in each layer's local time there is no delay at all, which is what
 the emulator computes.
 
+Recurrent graphs (CubaLIF layers with a recurrent Affine) are lowered by :mod:`.recurrent` (current
+decay, a second dense matrix delivering the previous step's spikes, netx ``dense_rec``).
+
 Residual (SEW) graphs are refused with the fork and join nodes named. What a lowering needs
 (not implemented): the ADD only feeds synapses, so W·(a + b) = W·a + W·b — connect both spike
 sources to the next layer's neurons through two synapses with the same integer weights (Lava
@@ -60,7 +63,7 @@ from torch import nn
 
 from ...data.encoding import rate_code
 from ...errors import TargetError, UnsupportedLayerError
-from ...ir.from_nir import SumPool2d, from_nir, refuse_recurrent
+from ...ir.from_nir import SumPool2d, from_nir
 from ...ir.metadata import DeployMeta
 from ...ir.modules import Heaviside
 from ...measure.ops import fanout_maps
@@ -102,6 +105,9 @@ class LoihiLayer:
     fanout: np.ndarray | None = None  # real fan-out of each input neuron/pixel into this synapse, flat
     pre_pool: tuple[int, int] | None = None  # conv folded from sum-pool k (=stride) + conv: weights tiled k x k
     multi_spike: bool = False  # the source neuron emits several spikes per step (sinabs MultiSpike)
+    recurrent: np.ndarray | None = None  # int64 [O, O]: a = W·s_in[t] + recurrent·s[t−1] (.recurrent)
+    rec_synapse: str | None = None  # NIR node of the recurrent weight
+    rec_fanout: np.ndarray | None = None  # real fan-out of each neuron into its recurrent synapse
 
     @property
     def n_in(self) -> int:
@@ -154,6 +160,7 @@ class LoihiProgram:
     info: dict[str, Any] = field(default_factory=dict)
     events: str = ""  # event-frame input: 'graded' | 'binary' (see .event_input); '' for images
     event_bits: int = 4  # graded event payload width
+    bias_input: bool = False  # one extra input channel spiking at every step: the first layer's bias (.recurrent)
 
     @property
     def input_message_bits(self) -> int:
@@ -170,7 +177,10 @@ class LoihiProgram:
         :func:`.event_input.event_spikes` (``stats`` accumulates the events clipped).
         """
         if self.events:
-            return event_spikes(x, self.timesteps, self.events, self.event_bits, stats)
+            s = event_spikes(x, self.timesteps, self.events, self.event_bits, stats)
+            if self.bias_input:  # the always-on channel whose weights carry the first layer's bias
+                s = torch.cat([s, torch.ones(*s.shape[:2], 1, dtype=s.dtype, device=s.device)], 2)
+            return s
         x = x.detach().float().reshape(x.shape[0], -1).clamp(0.0, 1.0)
         T, B = self.timesteps, x.shape[0]
         if self.input_spikes == "graded":
@@ -472,8 +482,14 @@ def _input_fanout(group: list[tuple[str, nn.Module]], in_shape: tuple[int, ...])
 def lower(graph: nir.NIRGraph, meta: DeployMeta, options: LoihiOptions | Mapping[str, Any] | None,
           log_line: Callable[[str], None]) -> tuple[LoihiProgram, SpikingNetwork]:
     """Lower a NIR graph: rebuild the float network from the graph, then :func:`lower_network`."""
-    refuse_recurrent(graph, "loihi")
     net = from_nir(graph, meta)
+    if net.recurrent_edges:  # CubaLIF layers with a recurrent Affine (.recurrent)
+        from .recurrent import lower_recurrent
+
+        net.eval()
+        opts = options if isinstance(options, LoihiOptions) else LoihiOptions.from_mapping(options or {}, "loihi "
+                                                                                           "lowering options")
+        return lower_recurrent(net, meta.timesteps, opts, log_line), net
     if not net.is_chain:
         outs: dict[str, int] = {}
         ins: dict[str, int] = {}

@@ -4,7 +4,10 @@ Layout read by ``lava.lib.dl.netx.hdf5.Network``: ``layer/<i>/{type, shape, weig
 Every layer is written as ``dense`` (convolutions unrolled to their integer matrices): Lava's CPU
 Conv loops over channel pairs and is slow, while sparse dense layers run fast. ``copies = B`` puts
 B independent copies of the network side by side (block-diagonal weights), so one Lava run
-simulates B samples at once; only the diagonal blocks are stored (chunked, compressed HDF5).
+simulates B samples at once; only the diagonal blocks are stored (chunked, compressed HDF5). A
+layer with a recurrent matrix is written as ``dense_rec`` with ``weight_rec`` (lava-dl netx
+hdf5.py ``create_dense(rec=True)``: one weight grid for the hstack of both, blocks/process.py
+``RecurrentDense``: the neuron's spikes reach its own input through a Dense, one step later).
 """
 from __future__ import annotations
 
@@ -18,6 +21,15 @@ from ..lowering import VTH_MAX, LoihiProgram
 
 def _s10(txt: str) -> np.ndarray:
     return np.array([txt.encode("ascii")], dtype="S10")
+
+
+def _block_diagonal(g: h5py.Group, key: str, m: np.ndarray, B: int) -> None:
+    """``g[key]``: B copies of the integer matrix ``m`` on the diagonal (chunked; off-diagonal chunks unwritten)."""
+    o, n = m.shape
+    ds = g.create_dataset(key, shape=(o * B, n * B), dtype="int16", chunks=(min(o, 1024), min(n, 1024)),
+                          compression="gzip", compression_opts=1, fillvalue=0)
+    for b in range(B):
+        ds[b * o:(b + 1) * o, b * n:(b + 1) * n] = m.astype(np.int16)
 
 
 def write_netx(program: LoihiProgram, path: str | Path, copies: int = 1, message_bits: int = 0) -> Path:
@@ -36,12 +48,11 @@ def write_netx(program: LoihiProgram, path: str | Path, copies: int = 1, message
             m = layer.matrix()
             o, n = m.shape
             g = root.create_group(str(i))
-            g.create_dataset("type", data=_s10("dense"))
+            g.create_dataset("type", data=_s10("dense" if layer.recurrent is None else "dense_rec"))
             g.create_dataset("shape", data=np.array([o * B]))
-            ds = g.create_dataset("weight", shape=(o * B, n * B), dtype="int16", chunks=(min(o, 1024), min(n, 1024)),
-                                  compression="gzip", compression_opts=1, fillvalue=0)
-            for b in range(B):
-                ds[b * o:(b + 1) * o, b * n:(b + 1) * n] = m.astype(np.int16)
+            _block_diagonal(g, "weight", m, B)
+            if layer.recurrent is not None:  # netx RecurrentDense: s_out -> Dense(weight_rec) -> a_in (1 step delay)
+                _block_diagonal(g, "weight_rec", layer.recurrent, B)
             if layer.bias is not None:
                 g.create_dataset("bias", data=np.tile(layer.bias.astype(np.int64), B))
             nr = g.create_group("neuron")

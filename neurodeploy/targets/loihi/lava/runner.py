@@ -35,7 +35,8 @@ def sparse_netx_reader() -> None:
     orig_opt = nx_utils.optimize_weight_bits
 
     def getitem(self, key):  # noqa: ANN001, ANN202
-        if key == "weight" and key in self.f and self.f[key].ndim == 2:
+        # a dense_rec layer keeps stock reading: netx hstacks weight and weight_rec as numpy arrays
+        if key == "weight" and key in self.f and self.f[key].ndim == 2 and "weight_rec" not in self.f:
             return _read_sparse(self.f[key])
         if key == "messageBits" and key in self.f:  # stock NetDict would wrap the dataset
             return int(self.f[key][()])

@@ -90,6 +90,12 @@ class LavaTarget(Target):
         if opts.fast_synapses and opts.sparse_reader:
             dep.log("netx: hidden-layer spikes declared as 1-bit messages (messageBits=1; values still 0/1) so "
                     "Lava's CPU synapses compute W·s as a sparse mat-vec (simulation speed only)")
+        if any(layer.recurrent is not None for layer in program.layers):
+            dep.log(f"netx: recurrent layers written as 'dense_rec'; netx resets the neurons between samples "
+                    f"(reset_interval=T) but not the recurrent synapse's buffer, which would carry a sample's last "
+                    f"spikes into the next sample's first step: each Lava run holds one sample per copy "
+                    f"(≤ {opts.copies} samples per run, one netx build each), so every sample starts from zero state "
+                    f"as on loihi-emu and in the source")
         dep.info.update({"options": opts.explicit(),
                          "layers": [_layer_info(layer) for layer in program.layers]})
         work = opts.work_dir
@@ -103,6 +109,8 @@ class LavaTarget(Target):
         opts: LavaOptions = deployment.options
         n = len(x)
         per_run = opts.max_samples_per_run
+        if any(layer.recurrent is not None for layer in program.layers):
+            per_run = min(per_run, opts.copies)  # one sample per copy: no carry-over through dense_rec (compile log)
         res: dict[str, list] = {"counts": [], "synops": [], "logits": [], "raster": []}
         timing = {"build_s": 0.0, "run_s": 0.0, "wall_s": 0.0, "steps": 0, "prepare_s": 0.0, "child_start_s": 0.0,
                   "import_s": 0.0, "netx_s": 0.0}
