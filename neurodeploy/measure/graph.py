@@ -201,10 +201,12 @@ def _analyse(nodes: dict[str, Node], input_shape: tuple[int, ...], encoding: str
     """Shapes by a dry run of one sample; value kinds and constness by the rules in the module doc."""
     outs: dict[str, torch.Tensor] = {}
     succ: dict[str, list[str]] = {}
+    for name, n in nodes.items():
+        for i in n.inputs:
+            succ.setdefault(i, []).append(name)
     with torch.no_grad():
-        for name, n in nodes.items():
-            for i in n.inputs:
-                succ.setdefault(i, []).append(name)
+        for name in _analysis_order(nodes):
+            n = nodes[name]
             if n.kind == "input":
                 x = torch.zeros(1, *input_shape)
                 n.in_shape = n.out_shape = tuple(input_shape)
@@ -212,8 +214,9 @@ def _analyse(nodes: dict[str, Node], input_shape: tuple[int, ...], encoding: str
                 n.const = encoding == "direct"
                 outs[name] = x
                 continue
-            ins = [nodes[i] for i in n.inputs]
-            h = sum(outs[i] for i in n.inputs)
+            ready = [i for i in n.inputs if i in outs]  # a recurrent input (not computed yet) has the same shape
+            ins = [nodes[i] for i in ready]
+            h = sum(outs[i] for i in ready)
             n.in_shape = tuple(h.shape[1:])
             kinds = {i.value for i in ins}
             if len(ins) > 1:
@@ -240,6 +243,27 @@ def _analyse(nodes: dict[str, Node], input_shape: tuple[int, ...], encoding: str
     return OpGraph(nodes, encoding, timesteps, succ)
 
 
+def _analysis_order(nodes: dict[str, Node]) -> list[str]:
+    """The nodes in an order where each comes after its inputs; on a cycle (a recurrent graph), the
+    first waiting node that has some input ready goes first, its recurrent inputs summed in later
+    (they carry the previous step's spikes and have its input's shape). Counts are totals over T,
+    so the one-step delay of the recurrent edge does not change them."""
+    order: list[str] = []
+    done: set[str] = set()
+    while len(order) < len(nodes):
+        progress = False
+        for name, n in nodes.items():
+            if name not in done and all(i in done for i in n.inputs):
+                order.append(name)
+                done.add(name)
+                progress = True
+        if not progress:
+            name = next(k for k, n in nodes.items() if k not in done and any(i in done for i in n.inputs))
+            order.append(name)
+            done.add(name)
+    return order
+
+
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, OpGraph]" = weakref.WeakKeyDictionary()
 
 
@@ -253,9 +277,6 @@ def graph_from_network(net: nn.Module) -> OpGraph:
     g = _CACHE.get(net)
     if g is not None and g.timesteps == net.timesteps and g.encoding == net.encoding:
         return g
-    if net.recurrent_edges:
-        a, b = net.recurrent_edges[0]
-        raise UnsupportedLayerError(f"op counting: recurrent graphs are not supported yet (edge {a}→{b})")
     if any(hasattr(m, "nir_subgraph") or isinstance(m, nn.MaxPool2d) for _, m in net.named_nodes()):
         from ..ir import DeployMeta, fold_batchnorm, to_nir
 
