@@ -128,12 +128,14 @@ def test_speck_refuses_recurrent_graph_naming_the_edge_loihi_lowers_it():
     assert program.layers[0].rec_synapse == "lif1.w_rec"
 
 
-def test_op_counting_refuses_recurrent_graph_cleanly():
+def test_op_counting_walks_a_recurrent_graph():
+    """The recurrent synapse is counted like any synapse (tests/measure/test_recurrent_ops.py checks the numbers)."""
     from neurodeploy.measure.graph import graph_from_network
 
     net, _, _, _ = import_nir(DATA / "braille_noDelay_bias_zero.nir", dt=DT, timesteps=T, encoding="events")
-    with pytest.raises(UnsupportedLayerError, match="recurrent graphs are not supported yet"):
-        graph_from_network(net)
+    g = graph_from_network(net)
+    assert g.nodes["lif1.w_rec"].in_value == "binary" and g.nodes["lif1.w_rec"].out_shape == (38,)
+    assert "lif1.w_rec" in g.nodes["lif1.lif"].inputs
 
 
 def test_missing_w_in_read_as_one_with_a_warning(tmp_path, caplog):
