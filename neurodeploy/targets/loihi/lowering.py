@@ -52,16 +52,13 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import nir
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ...data.encoding import rate_code
 from ...errors import TargetError, UnsupportedLayerError
 from ...ir.from_nir import SumPool2d, from_nir
 from ...ir.metadata import DeployMeta
@@ -69,129 +66,12 @@ from ...ir.modules import Heaviside
 from ...measure.ops import fanout_maps
 from ...snn.network import SpikingNetwork, TimeDropout
 from ...snn.neuron import SpikingNeuron
-from .event_input import EventStats, check_options, coding_line, event_spikes, payload_cap
+from .event_input import check_options, coding_line, payload_cap
 from .options import LoihiOptions
+from .program import (A_MAX, BIAS_MAX, DECAY_UNITY, HEADROOM, VTH_MAX, W_MAX, W_MIN,  # noqa: F401  (re-exported)
+                      LoihiLayer, LoihiProgram)
 
 log = logging.getLogger(__name__)
-
-W_MIN, W_MAX = -256, 254  # 8-bit mixed-sign weights on the even grid
-VTH_MAX = (1 << 17) - 1  # vThMant, 17 bits unsigned
-A_MAX = 1 << 17  # |a| << 6 must fit the 24-bit current
-BIAS_MAX = (1 << 12) - 1  # 13-bit signed bias mantissa
-DECAY_UNITY = 4096  # 12-bit decay unit: u·(4096 − iDecay) >> 12 (4096 = no decay); the one definition
-HEADROOM = 0.95  # keep 5 % below the hard limits
-
-
-@dataclass
-class LoihiLayer:
-    """One synapse + one layer of CUBA neurons (or the non-firing readout)."""
-
-    name: str  # NIR neuron node name (the synaptic node's name for the readout)
-    synapse: str  # NIR synaptic node (conv / linear) this layer implements
-    folded: list[str]  # other NIR nodes folded into the synapse (pooling, flatten)
-    kind: str  # conv | dense
-    weight: np.ndarray  # int64: conv [O, I, kh, kw]; dense [O, I]
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    bias: np.ndarray | None = None  # int64 [O] (bias mantissa, added as b << 6 each step)
-    scale: float = 1.0  # σ: integer weight units per float unit (times Q for the first layer)
-    vth: int = VTH_MAX  # threshold mantissa
-    i_decay: int = DECAY_UNITY
-    v_decay: int = 0
-    readout: bool = False
-    input_neuron: str | None = None  # NIR neuron feeding it (None: the network input)
-    fanout: np.ndarray | None = None  # real fan-out of each input neuron/pixel into this synapse, flat
-    pre_pool: tuple[int, int] | None = None  # conv folded from sum-pool k (=stride) + conv: weights tiled k x k
-    multi_spike: bool = False  # the source neuron emits several spikes per step (sinabs MultiSpike)
-    recurrent: np.ndarray | None = None  # int64 [O, O]: a = W·s_in[t] + recurrent·s[t−1] (.recurrent)
-    rec_synapse: str | None = None  # NIR node of the recurrent weight
-    rec_fanout: np.ndarray | None = None  # real fan-out of each neuron into its recurrent synapse
-
-    @property
-    def n_in(self) -> int:
-        return int(np.prod(self.in_shape))
-
-    @property
-    def n_out(self) -> int:
-        return int(np.prod(self.out_shape))
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """Synaptic input a = W·x for a batch ``[N, n_in]`` in x's float dtype.
-
-        Exact in float32 too: the lowering bounds Σ_j |w_ij|·max(s) below 2^17 < 2^24.
-        """
-        w = torch.as_tensor(self.weight, dtype=x.dtype, device=x.device)
-        if self.kind == "conv" and self.pre_pool is not None:
-            # same integers, 4x fewer MACs: the folded kernel is the small one tiled k x k
-            k = self.pre_pool
-            xs = F.avg_pool2d(x.reshape(-1, *self.in_shape), k, k) * (k[0] * k[1])
-            y = F.conv2d(xs.round(), w[:, :, ::k[0], ::k[1]].contiguous(), None,
-                         (self.stride[0] // k[0], self.stride[1] // k[1]),
-                         (self.padding[0] // k[0], self.padding[1] // k[1]))
-            y = y.reshape(x.shape[0], -1)
-        elif self.kind == "conv":
-            y = F.conv2d(x.reshape(-1, *self.in_shape), w, None, self.stride, self.padding)
-            y = y.reshape(x.shape[0], -1)
-        else:
-            y = x @ w.T
-        return y
-
-    def matrix(self) -> np.ndarray:
-        """The synapse as a dense integer matrix ``[n_out, n_in]`` (convs unrolled)."""
-        if self.kind == "dense":
-            return self.weight.astype(np.int64)
-        eye = torch.eye(self.n_in, dtype=torch.float64)
-        return self.apply(eye).T.round().numpy().astype(np.int64)
-
-
-@dataclass
-class LoihiProgram:
-    """A lowered network: the layers, how the input becomes spikes, and the readout."""
-
-    layers: list[LoihiLayer]
-    input_shape: tuple[int, ...]
-    timesteps: int
-    input_spikes: str  # rate | graded (image input)
-    graded_bits: int
-    seed: int
-    readout: str  # 'potential' (non-firing readout layer) | 'count' (last layer's spikes)
-    info: dict[str, Any] = field(default_factory=dict)
-    events: str = ""  # event-frame input: 'graded' | 'binary' (see .event_input); '' for images
-    event_bits: int = 4  # graded event payload width
-    bias_input: bool = False  # one extra input channel spiking at every step: the first layer's bias (.recurrent)
-
-    @property
-    def input_message_bits(self) -> int:
-        if self.events:
-            return self.event_bits if self.events == "graded" else 0
-        return self.graded_bits if self.input_spikes == "graded" else 0
-
-    def encode(self, x: torch.Tensor, offset: int = 0, stats: EventStats | None = None) -> torch.Tensor:
-        """Input spikes ``[T, B, n_in]`` (int64) for images ``x`` in [0, 1] or event frames ``[B, T, ...]``.
-
-        rate: s[t] ~ Bernoulli(x), one generator seeded by ``seed`` and the sample index, so a
-        sample gets the same spikes in every target and batch; graded: s[t] = round(x·(2^g − 1))
-        at every step (a g-bit graded spike; zero means no spike); event frames:
-        :func:`.event_input.event_spikes` (``stats`` accumulates the events clipped).
-        """
-        if self.events:
-            s = event_spikes(x, self.timesteps, self.events, self.event_bits, stats)
-            if self.bias_input:  # the always-on channel whose weights carry the first layer's bias
-                s = torch.cat([s, torch.ones(*s.shape[:2], 1, dtype=s.dtype, device=s.device)], 2)
-            return s
-        x = x.detach().float().reshape(x.shape[0], -1).clamp(0.0, 1.0)
-        T, B = self.timesteps, x.shape[0]
-        if self.input_spikes == "graded":
-            q = torch.round(x.double() * ((1 << self.graded_bits) - 1)).long()
-            return q.unsqueeze(0).expand(T, B, -1).contiguous()
-        out = torch.empty(T, B, x.shape[1], dtype=torch.int64)
-        for b in range(B):
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + offset + b)
-            out[:, b] = rate_code(x[b], T, g).long()
-        return out
-
 
 def _pair(v: Any) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
