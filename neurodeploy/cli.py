@@ -150,26 +150,27 @@ def cmd_export_onnx(a: argparse.Namespace) -> int:
     return 0
 
 
+def _print_listing(rows: list[tuple[str, str]], footer: str) -> int:
+    width = max((len(n) for n, _ in rows), default=0)
+    for name, desc in rows:
+        print(f"{name:<{width}}  {desc}")
+    print(footer)
+    return 0
+
+
 def cmd_recipes(a: argparse.Namespace) -> int:
     from .recipe import MODELS_DIR, shipped_recipes
 
     rows = shipped_recipes()
-    width = max((len(n) for n, _ in rows), default=0)
-    for name, desc in rows:
-        print(f"{name:<{width}}  {desc}")
-    print(f"({len(rows)} recipes in {MODELS_DIR}; `neurodeploy run NAME`, or give a path to your own .toml)")
-    return 0
+    return _print_listing(rows, f"({len(rows)} recipes in {MODELS_DIR}; `neurodeploy run NAME`, or give a path "
+                                "to your own .toml)")
 
 
 def cmd_profiles(a: argparse.Namespace) -> int:
     from .recipe import TARGETS_DIR, shipped_profiles
 
     rows = shipped_profiles()
-    width = max((len(n) for n, _ in rows), default=0)
-    for name, desc in rows:
-        print(f"{name:<{width}}  {desc}")
-    print(f"({len(rows)} hardware profiles in {TARGETS_DIR}; a path to your own .toml works too)")
-    return 0
+    return _print_listing(rows, f"({len(rows)} hardware profiles in {TARGETS_DIR}; a path to your own .toml works too)")
 
 
 def build_parser() -> argparse.ArgumentParser:
