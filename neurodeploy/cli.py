@@ -118,7 +118,10 @@ def cmd_energy(a: argparse.Namespace) -> int:
 def cmd_import(a: argparse.Namespace) -> int:
     from .ir.importer import import_nir
 
-    shape = tuple(int(v) for v in a.input_shape.split(",")) if a.input_shape else None
+    try:
+        shape = tuple(int(v) for v in a.input_shape.split(",")) if a.input_shape else None
+    except ValueError:
+        raise NeurodeployError(f"--input-shape {a.input_shape!r}: give positive integers, e.g. 1,8,8") from None
     _, _, _, lines = import_nir(a.model, a.dt, a.timesteps, a.encoding, convention=a.convention, reset=a.reset,
                                 input_shape=shape, out=a.out)
     print("\n".join(lines))
