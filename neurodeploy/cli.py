@@ -253,6 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def os_error_line(e: OSError) -> str:
+    """One line for an OS error: the path(s) it names and the system's reason (``strerror``)."""
+    reason = e.strerror or str(e) or type(e).__name__
+    if isinstance(e, FileExistsError):
+        reason += " (a file where a folder is needed?)"
+    if e.filename is None:
+        return reason
+    path = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
+    return f"{path}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLCONFIGDIR", str(Path.cwd() / ".cache" / "matplotlib"))
     args = build_parser().parse_args(argv)
@@ -262,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except NeurodeployError as e:
         print(f"neurodeploy: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # unreadable file, --out is a file, read-only folder, disk full, EIO, ...
+        print(f"neurodeploy: error: {os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("neurodeploy: interrupted", file=sys.stderr)

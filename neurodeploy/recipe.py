@@ -333,6 +333,8 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise RecipeError(f"{path}: not valid TOML ({e})") from None
+    except OSError as e:  # unreadable (permissions, EIO): the reason, with the path
+        raise RecipeError(f"{path}: cannot read the recipe ({e.strerror or e})") from None
     return recipe_from_dict(data, str(path))
 
 
@@ -479,6 +481,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ProfileError(f"{path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise ProfileError(f"{path}: cannot read the profile ({e.strerror or e})") from None
     unknown = sorted(set(data) - _PROFILE_KEYS)
     if unknown:
         raise ProfileError(f"{path}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_PROFILE_KEYS))}")
