@@ -117,8 +117,13 @@ def cmd_energy(a: argparse.Namespace) -> int:
 
 def cmd_import(a: argparse.Namespace) -> int:
     from .ir.importer import import_nir
+    from .run import guard_run_dir
 
-    shape = tuple(int(v) for v in a.input_shape.split(",")) if a.input_shape else None
+    try:
+        shape = tuple(int(v) for v in a.input_shape.split(",")) if a.input_shape else None
+    except ValueError:
+        raise NeurodeployError(f"--input-shape {a.input_shape!r}: give positive integers, e.g. 1,8,8") from None
+    guard_run_dir(a.out, a.force, "import", own=("model.nir",))
     _, _, _, lines = import_nir(a.model, a.dt, a.timesteps, a.encoding, convention=a.convention, reset=a.reset,
                                 input_shape=shape, out=a.out)
     print("\n".join(lines))
@@ -129,8 +134,11 @@ def cmd_import(a: argparse.Namespace) -> int:
 def cmd_convert(a: argparse.Namespace) -> int:
     from .train.onnx_convert import convert_onnx_to_folder
     from .recipe import load_recipe
+    from .run import guard_run_dir
 
-    s = convert_onnx_to_folder(a.model, load_recipe(a.recipe), a.out, finetune=not a.no_finetune, progress=not a.quiet)
+    recipe = load_recipe(a.recipe)
+    guard_run_dir(a.out, a.force, "convert")
+    s = convert_onnx_to_folder(a.model, recipe, a.out, finetune=not a.no_finetune, progress=not a.quiet)
     ann = "n/a" if s["ann_accuracy"] is None else f"{s['ann_accuracy']:.4f}"
     print(f"ANN twin accuracy {ann} | SNN accuracy {s['snn_accuracy']:.4f}")
     if "nir_refused" in s:
@@ -230,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "reset by subtraction (see neurodeploy/ir/conventions.py)")
     s.add_argument("--reset", choices=("zero", "subtract"), help="override every spiking node's reset")
     s.add_argument("--input-shape", help="override the input shape, e.g. 1,8,8")
+    s.add_argument("--force", action="store_true", help="overwrite a run folder that holds a trained or imported run")
     s.set_defaults(fn=cmd_import)
 
     s = sub.add_parser("convert", help="ONNX ANN -> our ANN twin -> converted (and fine-tuned) SNN")
@@ -237,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recipe", required=True, help="recipe file or name (data, neuron, T, conversion, fine-tuning)")
     s.add_argument("--out", required=True, help="folder for the checkpoints, snn.onnx and model.nir")
     s.add_argument("--no-finetune", action="store_true", help="stop after threshold initialisation")
+    s.add_argument("--force", action="store_true", help="overwrite a folder that holds a run or an earlier conversion")
     s.set_defaults(fn=cmd_convert)
 
     s = sub.add_parser("recipes", help="list the shipped recipes with their one-line description")
@@ -251,6 +261,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def os_error_line(e: OSError) -> str:
+    """One line for an OS error: the path(s) it names and the system's reason (``strerror``)."""
+    reason = e.strerror or str(e) or type(e).__name__
+    if isinstance(e, FileExistsError):
+        reason += " (a file where a folder is needed?)"
+    if e.filename is None:
+        return reason
+    path = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
+    return f"{path}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLCONFIGDIR", str(Path.cwd() / ".cache" / "matplotlib"))
     args = build_parser().parse_args(argv)
@@ -260,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except NeurodeployError as e:
         print(f"neurodeploy: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # unreadable file, --out is a file, read-only folder, disk full, EIO, ...
+        print(f"neurodeploy: error: {os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("neurodeploy: interrupted", file=sys.stderr)

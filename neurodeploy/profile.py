@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ProfileError
+from .errors import NeurodeployError, ProfileError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,6 +20,16 @@ else:  # pragma: no cover - Python 3.10 (the Lava venv)
     import tomli as tomllib
 
 TARGETS_DIR = Path(__file__).resolve().parent / "profiles"  # package data (``targets/`` links here)
+
+
+def read_toml(path: Path, error: type[NeurodeployError], what: str) -> dict[str, Any]:
+    """A TOML file as a table; ``error`` naming the file and why for invalid TOML or an unreadable file."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid TOML ({e})") from None
+    except OSError as e:  # unreadable (permissions, EIO): the reason, with the path
+        raise error(f"{path}: cannot read the {what} ({e.strerror or e})") from None
 
 
 # What a profile's energy constant may price: one counted quantity each (``prices = "..."``).
@@ -176,10 +186,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     path = p if (p.suffix == ".toml" or p.exists()) else TARGETS_DIR / f"{name_or_path}.toml"
     if not path.is_file():
         raise ProfileError(f"{path}: profile file not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ProfileError(f"{path}: not valid TOML ({e})") from None
+    data = read_toml(path, ProfileError, "profile")
     unknown = sorted(set(data) - _PROFILE_KEYS)
     if unknown:
         raise ProfileError(f"{path}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_PROFILE_KEYS))}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,12 +17,9 @@ from typing import Any
 from .errors import RecipeError
 # profiles live in .profile; re-exported here, where the package has always looked them up
 from .profile import (ARITHMETIC_QUANTITIES, CHIP_QUANTITIES, OVERLAPS, PRICES, TARGETS_DIR, Constant,  # noqa: F401
-                      Profile, check_pricing, load_profile, profile_targets)
+                      Profile, check_pricing, load_profile, profile_targets, read_toml)
+from .recipe_ranges import check_ranges
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 (the Lava venv)
-    import tomli as tomllib
 
 # The shipped recipes and hardware profiles are package data (``models/`` and ``targets/`` at the
 # repository root are links to these folders), so a non-editable install runs the default recipe.
@@ -220,6 +216,7 @@ _CHOICES: dict[tuple[str, str], "tuple[str, ...] | str"] = {
     ("train.snn", "method"): ("bptt", "hire"),
     ("train.snn", "noise"): ("crafted", "gaussian"),
     ("deploy", "input_spikes"): ("rate", "graded"),
+    ("deploy", "targets"): "neurodeploy.targets.base:TARGETS",
     ("attack", "blackbox"): ("seed", "ann"),
     ("attack", "sections"): "neurodeploy.attacks.sections:SECTIONS",
 }
@@ -247,14 +244,17 @@ def _validate(r: Recipe, source: str) -> None:
             if v not in allowed:
                 raise RecipeError(f"{source}: {section}.{key} = {v!r}; choose one of {', '.join(allowed)}")
     _validate_sections(r, source)
-    if r.timesteps < 1:
-        raise RecipeError(f"{source}: timesteps must be >= 1, got {r.timesteps}")
-    if not 0.0 < r.data.test_fraction < 1.0:
-        raise RecipeError(f"{source}: data.test_fraction must be in (0, 1)")
-    if r.model.leak > 1.0 or r.model.leak <= 0.0:
-        raise RecipeError(f"{source}: model.leak must be in (0, 1], got {r.model.leak}")
-    if r.train.snn.periods < 1:
-        raise RecipeError(f"{source}: train.snn.periods must be >= 1")
+    from .data.datasets import EVENT_DATASETS  # imported by _allowed above (the dataset registry)
+
+    events = r.data.name in EVENT_DATASETS
+    if events != (r.data.encoding == "events"):
+        kind = "an event dataset: its samples are event frames" if events else \
+            "an image dataset: encoding 'events' reads event frames"
+        allowed = "'events'" if events else "one of " + ", ".join(e for e in _allowed(_CHOICES[("data", "encoding")])
+                                                                  if e != "events")
+        raise RecipeError(f"{source}: data.encoding = {r.data.encoding!r}, but data.name = {r.data.name!r} is "
+                          f"{kind}; use data.encoding = {allowed}")
+    check_ranges(r, source, events)
     if r.train.snn.periods > r.timesteps:
         raise RecipeError(f"{source}: train.snn.periods = {r.train.snn.periods} > timesteps = {r.timesteps}; "
                           "each HIRE-SNN period needs at least one time step")
@@ -326,11 +326,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     path = resolve_recipe_path(name_or_path)
     if not path.is_file():
         raise RecipeError(f"{path}: recipe file not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise RecipeError(f"{path}: not valid TOML ({e})") from None
-    return recipe_from_dict(data, str(path))
+    return recipe_from_dict(read_toml(path, RecipeError, "recipe"), str(path))
 
 
 # ----------------------------------------------------------------------------- shipped data

@@ -177,6 +177,24 @@ def clear_run_dir(run_dir: Path) -> None:
         shutil.rmtree(run_dir / sub, ignore_errors=True)
 
 
+def guard_run_dir(run_dir: str | Path, force: bool, command: str, own: tuple[str, ...] = ()) -> None:
+    """Refuse to write ``command``'s files into a folder holding a run (its recipe, checkpoints,
+    model.nir, report) unless ``force``; forced, the run's files are removed first so no stale
+    report.json describes the new files. ``own``: files a previous ``command`` into the same folder
+    wrote alone, which it may overwrite (``import`` rewrites its own model.nir)."""
+    run_dir = Path(run_dir)
+    held = [n for n in (RECIPE_FILE, *RUN_FILES, "snn.onnx", "ann.onnx") if n not in own and (run_dir / n).exists()]
+    if not held:
+        return
+    if not force:
+        raise NeurodeployError(f"{run_dir} holds a run ({', '.join(held)}); `neurodeploy {command}` would overwrite it "
+                               "and leave its report stale: use another --out, or --force to start this folder over")
+    log.warning("%s: --force: removing the run's files (%s) before `%s`", run_dir, ", ".join(held), command)
+    clear_run_dir(run_dir)
+    for name in (RECIPE_FILE, "snn.onnx", "ann.onnx"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def prepare_run_dir(recipe_path: str | Path, run_dir: str | Path, force: bool = False) -> Run:
     """Copy the recipe into the run folder; refuse to mix two recipes in one folder unless forced."""
     src = resolve_recipe_path(recipe_path)

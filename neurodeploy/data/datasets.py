@@ -49,10 +49,16 @@ class Dataset:
 
 #: Every dataset loader by name (``(cfg, seed) -> Dataset``); unknown names raise DataError.
 DATASETS: Registry[Callable[[DataConfig, int], Dataset]] = Registry("dataset", error=DataError)
+#: the registered datasets whose samples are event frames ``[T, C, H, W]`` (encoding "events")
+EVENT_DATASETS: set[str] = set()
 
 
-def register_dataset(name: str) -> Callable[[Callable[[DataConfig, int], Dataset]], Callable[[DataConfig, int], Dataset]]:
-    """Decorator: register a loader ``(cfg, seed) -> Dataset`` under ``name`` (a taken name raises RegistryError)."""
+def register_dataset(name: str, events: bool = False) -> Callable[[Callable[[DataConfig, int], Dataset]],
+                                                                   Callable[[DataConfig, int], Dataset]]:
+    """Decorator: register a loader ``(cfg, seed) -> Dataset`` under ``name`` (a taken name raises
+    RegistryError); ``events``: its samples are event frames, read with ``encoding = "events"`` only."""
+    if events:
+        EVENT_DATASETS.add(name)
     return DATASETS.register(name)
 
 
@@ -101,7 +107,7 @@ def _digits(cfg: DataConfig, seed: int) -> Dataset:
     )
 
 
-@register_dataset("event-digits")
+@register_dataset("event-digits", events=True)
 def _event_digits(cfg: DataConfig, seed: int) -> Dataset:
     """The digits as event-camera recordings (see :mod:`.events`), binned into ``cfg.time_bins``
     frames: x is ``[N, T, 2, 12, 12]``, 1 where a pixel emitted at least one event of that

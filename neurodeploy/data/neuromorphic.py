@@ -122,7 +122,7 @@ def _shape(sensor: tuple[int, int, int], cfg: DataConfig) -> tuple[int, int, int
     return (sensor[2], res or sensor[1], res or sensor[0])
 
 
-@register_dataset("nmnist")
+@register_dataset("nmnist", events=True)
 def _nmnist(cfg: DataConfig, seed: int) -> Dataset:
     """N-MNIST (Orchard et al. 2015): 60,000 / 10,000 saccade recordings of MNIST, 34×34."""
     root = _locate(cfg, "nmnist", "NMNIST", "Train")
@@ -136,7 +136,7 @@ def _nmnist(cfg: DataConfig, seed: int) -> Dataset:
     return Dataset("nmnist", xtr, ytr, xte, yte, _shape(sensor, cfg), 10, sensor_size=sensor)
 
 
-@register_dataset("dvsgesture")
+@register_dataset("dvsgesture", events=True)
 def _dvsgesture(cfg: DataConfig, seed: int) -> Dataset:
     """DVS128 Gesture (Amir et al. 2017): 11 gestures, 128×128, official user split."""
     root = _locate(cfg, "dvsgesture", "DVSGesture", "ibmGestureTrain")
@@ -153,7 +153,7 @@ def _dvsgesture(cfg: DataConfig, seed: int) -> Dataset:
 CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-@register_dataset("cifar10-dvs")
+@register_dataset("cifar10-dvs", events=True)
 def _cifar10dvs(cfg: DataConfig, seed: int) -> Dataset:
     """CIFAR10-DVS (Li et al. 2017): 10,000 recordings, 128×128; stratified split by ``test_fraction``."""
     root = _locate(cfg, "cifar10-dvs", "CIFAR10DVS", "airplane")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from pathlib import Path
 
 import nir
@@ -20,7 +21,7 @@ import torch
 from ..errors import IRError
 from .conventions import CONVENTIONS, nir_version, resolve
 from .from_nir import from_nir, read_nir
-from .metadata import DeployMeta, read_meta
+from .metadata import MAX_INPUT_ELEMENTS, MAX_TIMESTEPS, DeployMeta, check_input_shape, read_meta
 from .nir_file import read_graph
 from .passes import inline_subgraphs
 from .to_nir import to_nir, write_nir
@@ -64,8 +65,12 @@ def import_nir(
         raise IRError(f"{path}: unknown convention {convention!r}; choose one of {', '.join(CONVENTIONS)}")
     if reset is not None and reset not in RESETS:
         raise IRError(f"{path}: unknown reset {reset!r}; choose one of {', '.join(RESETS)}")
-    if timesteps is not None and timesteps < 1:
-        raise IRError(f"{path}: timesteps must be >= 1, got {timesteps}")
+    if timesteps is not None and not 1 <= timesteps <= MAX_TIMESTEPS:
+        raise IRError(f"{path}: timesteps must be in [1, {MAX_TIMESTEPS}], got {timesteps}")
+    if input_shape is not None and (not input_shape or not all(int(s) >= 1 for s in input_shape)
+                                    or math.prod(input_shape) > MAX_INPUT_ELEMENTS):
+        raise IRError(f"{path}: input_shape {list(input_shape)} must be positive integers, at most "
+                      f"{MAX_INPUT_ELEMENTS:,} elements in all")
     graph, quirks = read_graph(path)
     if not isinstance(graph, nir.NIRGraph):
         raise IRError(f"{path}: holds a single {type(graph).__name__} node, not a graph")
@@ -91,6 +96,7 @@ def import_nir(
         meta.encoding = encoding
     if input_shape is not None:
         meta.input_shape = [int(s) for s in input_shape]
+        check_input_shape(graph, meta.input_shape, str(path), "input_shape")
     meta.source = str(path)
     meta.mapping = {}
     if reset is not None:

@@ -69,6 +69,29 @@ def _repair_graph(d: dict[str, Any], where: str, quirks: list[str]) -> None:
     d["edges"] = fixed
 
 
+def check_finite(d: dict[str, Any], where: str = "") -> None:
+    """Refuse NaN/±inf in any float tensor of a (sub)graph dictionary (weights, biases, thresholds,
+    time constants, ...): IRError naming the node and the tensor. A non-finite parameter makes every
+    target score a constant class or crash, so it is never run."""
+    for name, node in d.get("nodes", {}).items():
+        if not isinstance(node, dict):
+            continue
+        path = f"{where}{name}"
+        if _type(node) == "NIRGraph":
+            check_finite(node, path + ".")
+            continue
+        for key, v in node.items():
+            if key == "metadata" or not isinstance(v, (np.ndarray, np.floating, float)):
+                continue
+            v = np.asarray(v)
+            if v.dtype.kind not in "fc":
+                continue
+            bad = int(np.size(v) - np.count_nonzero(np.isfinite(v)))
+            if bad:
+                raise IRError(f"node {path!r} ({_type(node)}): tensor {key!r} has {bad} non-finite value(s) "
+                              f"(NaN/inf) of {v.size}")
+
+
 def read_graph(path: str | Path) -> tuple[nir.NIRGraph, list[str]]:
     """Read a NIR file, repairing the published quirks above; returns the graph and one line per
     repair (each also logged as a warning). IRError naming the file for anything unreadable."""
@@ -87,6 +110,9 @@ def read_graph(path: str | Path) -> tuple[nir.NIRGraph, list[str]]:
     try:
         if _type(data) == "NIRGraph":
             _repair_graph(data, "", quirks)
+            check_finite(data)
+        else:
+            check_finite({"nodes": {"<root>": data}})
         data["type_check"] = True
         graph = nir.dict2NIRNode(data)
     except IRError as e:

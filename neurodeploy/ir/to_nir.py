@@ -370,8 +370,14 @@ def _output_shape(graph: nir.NIRGraph) -> tuple[int, ...]:
 
 
 def write_nir(graph: nir.NIRGraph, path: str | Path) -> None:
-    """Write a NIR graph atomically (temporary file, then rename)."""
+    """Write a NIR graph atomically (temporary file, then rename); a graph with NaN/inf parameters
+    (a diverged training) is refused with the node and tensor named instead of written."""
     from ..util import atomic_path
+    from .nir_file import check_finite
 
+    try:
+        check_finite(graph.to_dict())
+    except IRError as e:
+        raise IRError(f"{path}: not written: {e}") from None
     with atomic_path(path) as tmp:
         nir.write(tmp, graph)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NeurodeployError
-from ..recipe import load_profile
+from ..recipe import TARGETS_DIR, Profile, load_profile
 from ..run import SOURCE_OUTPUTS, Run
 
 
@@ -31,7 +31,7 @@ def energy_stage(run: Run) -> dict[str, Any]:
             continue
         outs[name] = out
         if entry.get("profile"):
-            profiles[name] = load_profile(entry["profile"])
+            profiles[name] = report_profile(run, name, entry["profile"])
     section = measure_report(run.model, src.layer_spikes, outs, profiles, exact=src.synops)
     report["energy"] = section
     report["source"]["energy"] = section["by_profile"]
@@ -45,6 +45,24 @@ def energy_stage(run: Run) -> dict[str, Any]:
     report["figures"] = sorted(set(report.get("figures", [])) | set(_energy_figures(run, section)))
     run.save_report(report)
     return report
+
+
+def report_profile(run: Run, target: str, value: Any) -> Profile:
+    """The profile ``report.json`` names for ``target``: a packaged profile's name, or a path inside the
+    run folder (relative to it). Anything else (``/etc/passwd``, ``../x.toml``) is refused: a report is
+    data, and the paths it names are never opened outside those two places."""
+    where = f"{run.dir / 'report.json'}: targets.{target}.profile = {value!r}"
+    if not isinstance(value, str):
+        raise NeurodeployError(f"{where}; must be a profile name")
+    if "/" not in value and "\\" not in value and (TARGETS_DIR / f"{value}.toml").is_file():
+        return load_profile(TARGETS_DIR / f"{value}.toml")
+    p = Path(value)
+    resolved = (p if p.is_absolute() else run.dir / p).resolve()
+    if not any(resolved.is_relative_to(root.resolve()) for root in (run.dir, TARGETS_DIR)):
+        shipped = ", ".join(sorted(q.stem for q in TARGETS_DIR.glob("*.toml")))
+        raise NeurodeployError(f"{where}; a report names a packaged profile ({shipped}) or a file inside the run "
+                               "folder, nothing else is opened")
+    return load_profile(resolved)
 
 
 def _energy_figures(run: Run, section: dict[str, Any]) -> list[str]:

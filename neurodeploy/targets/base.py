@@ -28,7 +28,8 @@ import torch
 
 from ..errors import NeurodeployError, ProfileError, TargetError
 from ..ir.metadata import DeployMeta
-from ..recipe import TARGETS_DIR, Profile, load_profile, profile_targets, tomllib, type_ok
+from ..profile import TARGETS_DIR, Profile, load_profile, profile_targets, tomllib
+from ..recipe import type_ok
 from ..registry import Registry
 
 log = logging.getLogger(__name__)

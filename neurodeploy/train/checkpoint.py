@@ -37,12 +37,21 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint") -> tuple[dict[st
         info = json.loads(meta.get("neurodeploy", "{}"))
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: not a valid safetensors {what} ({e})") from None
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: metadata 'neurodeploy' must be a table (a JSON object), "
+                              f"got {type(info).__name__}")
     return state, info
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint into ``model`` strictly; returns its info dict."""
+    """Load a checkpoint into ``model`` strictly; returns its info dict. A tensor holding NaN/inf
+    (a diverged training, a damaged file) is refused with its name: every target would score it
+    as a constant class or crash."""
     state, info = read_checkpoint(path)
+    for name, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"{path}: tensor {name!r} has {bad} non-finite value(s) (NaN/inf) of {t.numel()}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
