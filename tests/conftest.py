@@ -70,3 +70,34 @@ def _deterministic_one_thread():
     torch.manual_seed(0)
     yield
     torch.set_num_threads(n)
+
+
+def _tiny_graph(neuron: str):
+    """Input [4] -> Linear (identity) -> IF or LIF -> Output: the smallest foreign NIR file."""
+    import nir
+    import numpy as np
+
+    f = np.float32
+    cell = (nir.IF(r=np.ones(4, f), v_threshold=np.ones(4, f), v_reset=np.zeros(4, f)) if neuron == "if" else
+            nir.LIF(tau=np.full(4, 2.0, f), r=np.full(4, 2.0, f), v_leak=np.zeros(4, f), v_threshold=np.ones(4, f)))
+    name = "li" if neuron == "if" else "lif"
+    return nir.NIRGraph({"input": nir.Input(np.array([4])), "fc": nir.Linear(np.eye(4, dtype=f)), name: cell,
+                         "output": nir.Output(np.array([4]))}, [("input", "fc"), ("fc", name), (name, "output")])
+
+
+@pytest.fixture
+def tiny_lif_graph():
+    """A factory of the tiny LIF graph (a fresh object per call)."""
+    return lambda: _tiny_graph("lif")
+
+
+@pytest.fixture
+def tiny_if_nir():
+    """A factory writing the tiny IF graph to a path and returning the path."""
+    import nir
+
+    def write(path):
+        nir.write(str(path), _tiny_graph("if"))
+        return path
+
+    return write

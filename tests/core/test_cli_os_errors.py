@@ -2,8 +2,6 @@
 import os
 from pathlib import Path
 
-import nir
-import numpy as np
 import pytest
 
 from neurodeploy.cli import main, os_error_line
@@ -18,13 +16,6 @@ def _one_line(capsys) -> str:
     return err.strip()
 
 
-def _nir(path: Path) -> Path:
-    f = np.float32
-    g = nir.NIRGraph({"input": nir.Input(np.array([4])), "fc": nir.Linear(np.eye(4, dtype=f)),
-                      "li": nir.IF(r=np.ones(4, f), v_threshold=np.ones(4, f), v_reset=np.zeros(4, f)),
-                      "output": nir.Output(np.array([4]))}, [("input", "fc"), ("fc", "li"), ("li", "output")])
-    nir.write(str(path), g)
-    return path
 
 
 def test_out_is_a_regular_file(tmp_path, capsys):
@@ -35,14 +26,14 @@ def test_out_is_a_regular_file(tmp_path, capsys):
     assert f.read_text() == "x"
 
 
-def test_out_under_a_regular_file(tmp_path, capsys):
+def test_out_under_a_regular_file(tmp_path, capsys, tiny_if_nir):
     """A run folder that cannot be created (its parent is a file): the OS refuses the write, as for a read-only
     folder (root writes into chmod-555 folders, so this is the case a test running as root can make)."""
     f = tmp_path / "afile"
     f.write_text("x")
     assert main(["-q", "train", str(DIGITS), "--out", str(f / "sub")]) == 2
     assert _one_line(capsys) == f"neurodeploy: error: {f / 'sub'}: Not a directory"
-    assert main(["-q", "import", str(_nir(tmp_path / "m.nir")), "--out", str(f / "sub")]) == 2
+    assert main(["-q", "import", str(tiny_if_nir(tmp_path / "m.nir")), "--out", str(f / "sub")]) == 2
     line = _one_line(capsys)
     assert line.startswith(f"neurodeploy: error: {f / 'sub'}") and line.endswith("Not a directory"), line
 

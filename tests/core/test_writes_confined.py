@@ -3,8 +3,6 @@ profile named in report.json is opened only from the packaged profiles or the ru
 import shutil
 from pathlib import Path
 
-import nir
-import numpy as np
 import pytest
 
 from neurodeploy.cli import main
@@ -16,13 +14,6 @@ from neurodeploy.stages.energy import report_profile
 RUN_FILES = {"recipe.toml": "name = 'digits'\n", "snn.safetensors": "weights", "report.json": "{}"}
 
 
-def _nir(path: Path) -> Path:
-    f = np.float32
-    g = nir.NIRGraph({"input": nir.Input(np.array([4])), "fc": nir.Linear(np.eye(4, dtype=f)),
-                      "li": nir.IF(r=np.ones(4, f), v_threshold=np.ones(4, f), v_reset=np.zeros(4, f)),
-                      "output": nir.Output(np.array([4]))}, [("input", "fc"), ("fc", "li"), ("li", "output")])
-    nir.write(str(path), g)
-    return path
 
 
 def _trained_run(d: Path) -> Path:
@@ -33,9 +24,9 @@ def _trained_run(d: Path) -> Path:
     return d
 
 
-def test_import_refuses_a_trained_run(tmp_path, capsys):
+def test_import_refuses_a_trained_run(tmp_path, capsys, tiny_if_nir):
     run = _trained_run(tmp_path / "run")
-    assert main(["-q", "import", str(_nir(tmp_path / "m.nir")), "--out", str(run)]) == 2
+    assert main(["-q", "import", str(tiny_if_nir(tmp_path / "m.nir")), "--out", str(run)]) == 2
     err = capsys.readouterr().err
     assert err == (f"neurodeploy: error: {run} holds a run (recipe.toml, snn.safetensors, report.json); "
                    "`neurodeploy import` would overwrite it and leave its report stale: use another --out, or "
@@ -43,16 +34,16 @@ def test_import_refuses_a_trained_run(tmp_path, capsys):
     assert {p.name: p.read_text() for p in run.iterdir()} == {**RUN_FILES, "model.nir": "the trained run's export"}
 
 
-def test_import_force_starts_over(tmp_path):
+def test_import_force_starts_over(tmp_path, tiny_if_nir):
     run = _trained_run(tmp_path / "run")
     (run / "notes.txt").write_text("mine")
-    assert main(["-q", "import", str(_nir(tmp_path / "m.nir")), "--out", str(run), "--force"]) == 0
+    assert main(["-q", "import", str(tiny_if_nir(tmp_path / "m.nir")), "--out", str(run), "--force"]) == 0
     assert sorted(p.name for p in run.iterdir()) == ["model.nir", "notes.txt"]  # the user's own file kept
     assert (run / "model.nir").read_bytes()[:4] == b"\x89HDF"
 
 
-def test_reimport_into_an_import_folder_allowed(tmp_path):
-    m = _nir(tmp_path / "m.nir")
+def test_reimport_into_an_import_folder_allowed(tmp_path, tiny_if_nir):
+    m = tiny_if_nir(tmp_path / "m.nir")
     assert main(["-q", "import", str(m), "--out", str(tmp_path / "imp")]) == 0
     assert main(["-q", "import", str(m), "--out", str(tmp_path / "imp"), "--timesteps", "4"]) == 0
 

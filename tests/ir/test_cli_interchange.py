@@ -6,18 +6,11 @@ import pytest
 from neurodeploy.ir import read_nir
 
 
-def _graph() -> nir.NIRGraph:
-    f = np.float32
-    return nir.NIRGraph({"input": nir.Input(np.array([4])), "fc": nir.Linear(np.eye(4, dtype=f)),
-                         "lif": nir.LIF(tau=np.full(4, 2.0, f), r=np.full(4, 2.0, f), v_leak=np.zeros(4, f),
-                                        v_threshold=np.ones(4, f)),
-                         "output": nir.Output(np.array([4]))},
-                        [("input", "fc"), ("fc", "lif"), ("lif", "output")])
 
 
-def test_cli_import(tmp_path, capsys):
+def test_cli_import(tmp_path, capsys, tiny_lif_graph):
     cli = pytest.importorskip("neurodeploy.cli")
-    nir.write(str(tmp_path / "m.nir"), _graph())
+    nir.write(str(tmp_path / "m.nir"), tiny_lif_graph())
     rc = cli.main(["-q", "import", str(tmp_path / "m.nir"), "--out", str(tmp_path / "run"), "--dt", "0.5",
                    "--timesteps", "5"])
     assert rc == 0
@@ -26,9 +19,9 @@ def test_cli_import(tmp_path, capsys):
     assert meta.dt == 0.5 and meta.timesteps == 5 and meta.readout == "count" and meta.reset == {"lif": "zero"}
 
 
-def test_cli_import_unsupported_exits_2(tmp_path, capsys):
+def test_cli_import_unsupported_exits_2(tmp_path, capsys, tiny_lif_graph):
     cli = pytest.importorskip("neurodeploy.cli")
-    g = _graph()
+    g = tiny_lif_graph()
     g.nodes["lif"] = nir.Delay(np.ones(4, np.float32))
     nir.write(str(tmp_path / "d.nir"), g)
     assert cli.main(["-q", "import", str(tmp_path / "d.nir"), "--out", str(tmp_path / "run")]) == 2

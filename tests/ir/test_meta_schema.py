@@ -4,7 +4,6 @@ import json
 
 import h5py
 import nir
-import numpy as np
 import pytest
 
 from neurodeploy.errors import IRError
@@ -13,19 +12,12 @@ from neurodeploy.ir.importer import import_nir
 from neurodeploy.ir.metadata import MAX_TIMESTEPS, SCHEMA
 
 
-def _graph() -> nir.NIRGraph:
-    f = np.float32
-    return nir.NIRGraph({"input": nir.Input(np.array([4])), "fc": nir.Linear(np.eye(4, dtype=f)),
-                         "lif": nir.LIF(tau=np.full(4, 2.0, f), r=np.full(4, 2.0, f), v_leak=np.zeros(4, f),
-                                        v_threshold=np.ones(4, f)),
-                         "output": nir.Output(np.array([4]))},
-                        [("input", "fc"), ("fc", "lif"), ("lif", "output")])
 
 
 @pytest.fixture()
-def own_file(tmp_path):
+def own_file(tmp_path, tiny_lif_graph):
     """A model.nir written by our importer (canonical graph + our metadata)."""
-    nir.write(str(tmp_path / "foreign.nir"), _graph())
+    nir.write(str(tmp_path / "foreign.nir"), tiny_lif_graph())
     import_nir(tmp_path / "foreign.nir", out=tmp_path / "run")
     return tmp_path / "run" / "model.nir"
 
@@ -99,8 +91,8 @@ def test_input_shape_must_match_the_graph(own_file):
     assert read_nir(own_file)[1].input_shape == [1, 2, 2]
 
 
-def test_import_override_checked(tmp_path):
-    nir.write(str(tmp_path / "m.nir"), _graph())
+def test_import_override_checked(tmp_path, tiny_lif_graph):
+    nir.write(str(tmp_path / "m.nir"), tiny_lif_graph())
     with pytest.raises(IRError, match=r"m\.nir: input_shape \[9\] does not match the graph's Input node shape \[4\]"):
         import_nir(tmp_path / "m.nir", input_shape=(9,))
     with pytest.raises(IRError, match=r"input_shape \[0, 4\] must be positive"):
@@ -127,9 +119,9 @@ def test_run_folder_reader_checks_too(own_file):
         load_nir_network(own_file)
 
 
-def test_cli_input_shape_not_integers(tmp_path, capsys):
+def test_cli_input_shape_not_integers(tmp_path, capsys, tiny_lif_graph):
     from neurodeploy.cli import main
 
-    nir.write(str(tmp_path / "m.nir"), _graph())
+    nir.write(str(tmp_path / "m.nir"), tiny_lif_graph())
     assert main(["-q", "import", str(tmp_path / "m.nir"), "--out", str(tmp_path / "r"), "--input-shape", "1,x"]) == 2
     assert capsys.readouterr().err == "neurodeploy: error: --input-shape '1,x': give positive integers, e.g. 1,8,8\n"
