@@ -9,7 +9,9 @@ the batch (CPU or CUDA), with the integer arithmetic of Lava's ``PyLifResetModel
 
 Lava's one-step latency per layer is pure pipeline delay: with netx's staggered reset every layer
 sees each sample's T steps in its own local time, so the emulator runs each layer on the previous
-layer's whole spike train (no delay) and matches Lava spike for spike. The synaptic input
+layer's whole spike train (no delay) and matches Lava spike for spike. A residual (DAG) program
+(:mod:`.dag`) is run the same way: a layer with several synaptic inputs sums W_k·s_k over its
+sources' whole trains; on Lava the shortcut synapses are delayed to the same local time. The synaptic input
 a = Σ_j w_ij·s_j is computed in float64 (exact for integers below 2^53).
 """
 from __future__ import annotations
@@ -119,10 +121,20 @@ def emulate(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False) -
     'over_2theta': {multi-spike layer: [B] neuron-steps with v ≥ 2θ}}``.
     """
     T, B = spikes.shape[:2]
-    h = spikes.to(torch.float32)  # exact: the lowering keeps every |partial sum| < 2^17 < 2^24
     res: dict[str, Any] = {"spikes": {}, "maps": {}, "raster": {}, "active": {}, "over_2theta": {}}
-    for layer in program.layers:
-        a = layer.apply(h.reshape(T * B, -1)).reshape(T, B, -1)
+    # each layer's spike train, kept until its last consumer ran (a chain keeps one; a DAG its shortcuts)
+    last_use: dict[str | None, int] = {}
+    for i, layer in enumerate(program.layers):
+        for syn in layer.synapses():
+            last_use[syn.input_neuron] = i
+    trains: dict[str | None, torch.Tensor] = {None: spikes.to(torch.float32)}  # exact: |partial sums| < 2^17
+    for i, layer in enumerate(program.layers):
+        a = None
+        for syn in layer.synapses():  # several synaptic inputs (a residual ADD) are summed: W·a + W·b
+            y = syn.apply(trains[syn.input_neuron].reshape(T * B, -1)).reshape(T, B, -1)
+            a = y if a is None else a + y
+        for k in [k for k, j in last_use.items() if j == i]:
+            trains.pop(k, None)
         if layer.readout:
             ai = a.round().to(torch.int64)
             v = ai.cumsum(0)
@@ -142,7 +154,8 @@ def emulate(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False) -
         res["spikes"][layer.name] = m.sum(1)
         if raster:
             res["raster"][layer.name] = s
-        h = s.to(torch.float32)
+        if layer.name in last_use:
+            trains[layer.name] = s.to(torch.float32)
     if "logits" not in res:
         res["logits"] = res["maps"][program.layers[-1].name]
     return res
@@ -153,18 +166,20 @@ def synops_from_maps(program: LoihiProgram, in_spikes: torch.Tensor | None, maps
     """Synaptic ops per sample, keyed by NIR synaptic node: Σ_neurons spikes × real fan-out."""
     out: dict[str, np.ndarray] = {}
     for layer in program.layers:
-        if layer.fanout is None:
-            continue
-        fan = torch.as_tensor(layer.fanout, dtype=torch.float64)
-        if layer.input_neuron is None:
-            if in_spikes is None:
+        for syn in layer.synapses():  # synapses of one NIR node (a consumer of an ADD) add up
+            if syn.fanout is None:
                 continue
-            src = (in_spikes != 0).sum(0).to(torch.float64)
-        elif layer.input_neuron in maps:
-            src = maps[layer.input_neuron].to(torch.float64)
-        else:
-            continue
-        out[layer.synapse] = (src.cpu() @ fan).numpy()
+            fan = torch.as_tensor(syn.fanout, dtype=torch.float64)
+            if syn.input_neuron is None:
+                if in_spikes is None:
+                    continue
+                src = (in_spikes != 0).sum(0).to(torch.float64)
+            elif syn.input_neuron in maps:
+                src = maps[syn.input_neuron].to(torch.float64)
+            else:
+                continue
+            v = (src.cpu() @ fan).numpy()
+            out[syn.synapse] = out[syn.synapse] + v if syn.synapse in out else v
         if layer.recurrent is not None and layer.rec_fanout is not None and layer.name in maps:
             rf = torch.as_tensor(layer.rec_fanout, dtype=torch.float64)
             out[layer.rec_synapse] = (maps[layer.name].to(torch.float64).cpu() @ rf).numpy()

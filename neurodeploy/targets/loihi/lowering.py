@@ -40,12 +40,9 @@ the emulator computes.
 Recurrent graphs (CubaLIF layers with a recurrent Affine) are lowered by :mod:`.recurrent` (current
 decay, a second dense matrix delivering the previous step's spikes, netx ``dense_rec``).
 
-Residual (SEW) graphs are refused with the fork and join nodes named. What a lowering needs
-(not implemented): the ADD only feeds synapses, so W·(a + b) = W·a + W·b — connect both spike
-sources to the next layer's neurons through two synapses with the same integer weights (Lava
-in-ports sum their inputs); delay the shortcut's synapse by the main branch's extra hops (Lava adds
-one step per synapse; DelaySparse), and stagger each layer's reset by its depth on the longest
-path. netx cannot describe this, so the process graph must be built with lava-nc directly.
+Residual graphs (SEW-ResNet's ADD, membrane-add blocks) are lowered by :mod:`.dag`: the ADD is
+carried by its consumers' synapses (W·(a + b) = W·a + W·b, exact in integers), and each shortcut
+synapse is delayed on Lava to meet the longer branch.
 """
 from __future__ import annotations
 
@@ -190,16 +187,56 @@ def quantize(w: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(np.round(w * sigma / 2.0) * 2.0, W_MIN, W_MAX).astype(np.int64)
 
 
-def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | Mapping[str, Any] | None,
-                  log_line: Callable[[str], None], fanouts: dict[str, torch.Tensor] | None = None) -> LoihiProgram:
-    """Lower a sequential float :class:`SpikingNetwork` (as rebuilt from NIR) to a :class:`LoihiProgram`.
+def configure_neurons(layer: LoihiLayer, net: SpikingNetwork, neuron_name: str | None, theta: float, lam: float,
+                      scale: float, log_line: Callable[[str], None]) -> None:
+    """Set a layer's CUBA parameters (or make it the non-firing readout) and log the mapping.
 
-    ``options``: :class:`LoihiOptions` (or a mapping of its fields; any subclass, e.g. the lava
-    target's, is fine). A neuron whose source emits several spikes per step (sinabs' MultiSpike,
-    ``dynamics.spike == "multi"``) is marked ``multi_spike`` and logged: Loihi emits one.
+    ``scale`` = σ·Q, the integer units of one float unit of synaptic input; vThMant = round(θ·scale),
+    vDecay = round(4096·(1 − λ)) (see the module docstring for the CUBA equations).
     """
-    if not isinstance(options, LoihiOptions):
-        options = LoihiOptions.from_mapping(options or {}, "loihi lowering options")
+    readout, sname = layer.readout, layer.synapse
+    if readout:
+        layer.vth = VTH_MAX
+        log_line(f"readout {sname}: non-firing CUBA integrator (iDecay=4096, vDecay=0, vThMant={VTH_MAX}); "
+                 f"logits = v[T]/2^6 = Σ_t Σ_j w_q·s_j[t] read per sample through a probe on its synaptic "
+                 f"input, divided by {scale:.4g} (exactly the source's 'sum over T' up to weight rounding)")
+    else:
+        vth = int(round(theta * scale))
+        if vth < 1 or vth > VTH_MAX:
+            raise TargetError(f"node {neuron_name!r}: threshold mantissa {vth} outside [1, {VTH_MAX}]")
+        layer.vth = vth
+        dv = int(round(DECAY_UNITY * (1.0 - lam)))
+        layer.v_decay, layer.i_decay = dv, DECAY_UNITY
+        lam_q = (DECAY_UNITY - dv) / DECAY_UNITY
+        leak_txt = ("IF (λ = 1): vDecay = 0" if dv == 0 else
+                    f"leak λ={lam:.6g} -> vDecay={dv} (λ_q={lam_q:.6g})")
+        log_line(f"{neuron_name}: neuron -> Loihi CUBA: iDecay=4096 (current = the step's input), {leak_txt}, "
+                 f"threshold {theta:.5g} -> vThMant={vth} (x{scale:.4g}; compared as v > vThMant<<6)")
+        reset = net.layers[neuron_name].reset
+        if reset == "subtract":
+            log_line(f"{neuron_name}: reset by subtraction in the source -> reset to zero on Loihi "
+                     f"(residual charge above threshold is lost)")
+        dyn = getattr(net.layers[neuron_name], "dynamics", None)
+        if dyn is not None and dyn.spike == "multi":
+            layer.multi_spike = True
+            log_line(f"{neuron_name}: multi-spike neuron in the source (sinabs MultiSpike: ⌊v/θ⌋ spikes per "
+                     f"step where v ≥ θ, v −= spikes·θ) -> one spike per step on Loihi (v > θ, then v = 0; "
+                     f"v saturates at ±2^23): spike trains differ in every step with v ≥ 2θ (the loihi-emu run "
+                     f"counts those steps) and at v = θ exactly")
+        if dyn is not None and dyn.min_v is not None:
+            log_line(f"{neuron_name}: membrane floor {dyn.min_v:.4g} of the source dropped (Loihi CUBA has none)")
+
+
+def as_options(options: LoihiOptions | Mapping[str, Any] | None) -> LoihiOptions:
+    """The typed lowering options (a mapping is checked field by field)."""
+    if isinstance(options, LoihiOptions):
+        return options
+    return LoihiOptions.from_mapping(options or {}, "loihi lowering options")
+
+
+def input_coding(net: SpikingNetwork, timesteps: int, options: LoihiOptions,
+                 log_line: Callable[[str], None]) -> tuple[str, int, int, str, int]:
+    """Check and log how the input becomes spikes; returns (input_spikes, graded_bits, seed, events, event_bits)."""
     input_spikes = options.input_spikes
     if input_spikes not in ("rate", "graded"):
         raise TargetError(f"options['input_spikes'] = {input_spikes!r}; choose rate or graded")
@@ -219,6 +256,20 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
     else:
         log_line(f"input: the direct analog input is rate-coded, s[t] ~ Bernoulli(x) per pixel and step "
                  f"(T={timesteps}, seed {seed}); the source sees the constant analog value")
+    return input_spikes, graded_bits, seed, events, event_bits
+
+
+def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | Mapping[str, Any] | None,
+                  log_line: Callable[[str], None], fanouts: dict[str, torch.Tensor] | None = None) -> LoihiProgram:
+    """Lower a sequential float :class:`SpikingNetwork` (as rebuilt from NIR) to a :class:`LoihiProgram`.
+
+    ``options``: :class:`LoihiOptions` (or a mapping of its fields; any subclass, e.g. the lava
+    target's, is fine). A neuron whose source emits several spikes per step (sinabs' MultiSpike,
+    ``dynamics.spike == "multi"``) is marked ``multi_spike`` and logged: Loihi emits one.
+    """
+    options = as_options(options)
+    input_spikes, graded_bits, seed, events, event_bits = input_coding(net, timesteps, options, log_line)
+    shape = tuple(net.input_shape)
     for name, m in net.layers.items():
         if isinstance(m, nn.MaxPool2d):
             raise UnsupportedLayerError(f"node {name!r} (MaxPool2d): lower max pooling through its NIR form "
@@ -273,36 +324,8 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
                            in_shape=cur_shape, out_shape=out_shape, stride=conv.get("stride", (1, 1)),
                            padding=conv.get("padding", (0, 0)), pre_pool=conv.get("pre_pool"), bias=bq,
                            scale=sigma * q_in, readout=readout, input_neuron=prev_neuron)
-        if readout:
-            layer.vth = VTH_MAX
-            log_line(f"readout {sname}: non-firing CUBA integrator (iDecay=4096, vDecay=0, vThMant={VTH_MAX}); "
-                     f"logits = v[T]/2^6 = Σ_t Σ_j w_q·s_j[t] read per sample through a probe on its synaptic "
-                     f"input, divided by {sigma:.4g} (exactly the source's 'sum over T' up to weight rounding)")
-        else:
-            vth = int(round(theta * sigma * q_in))
-            if vth < 1 or vth > VTH_MAX:
-                raise TargetError(f"node {neuron_name!r}: threshold mantissa {vth} outside [1, {VTH_MAX}]")
-            layer.vth = vth
-            dv = int(round(DECAY_UNITY * (1.0 - lam)))
-            layer.v_decay, layer.i_decay = dv, DECAY_UNITY
-            lam_q = (DECAY_UNITY - dv) / DECAY_UNITY
-            leak_txt = ("IF (λ = 1): vDecay = 0" if dv == 0 else
-                        f"leak λ={lam:.6g} -> vDecay={dv} (λ_q={lam_q:.6g})")
-            log_line(f"{neuron_name}: neuron -> Loihi CUBA: iDecay=4096 (current = the step's input), {leak_txt}, "
-                     f"threshold {theta:.5g} -> vThMant={vth} (x{sigma * q_in:.4g}; compared as v > vThMant<<6)")
-            reset = net.layers[neuron_name].reset
-            if reset == "subtract":
-                log_line(f"{neuron_name}: reset by subtraction in the source -> reset to zero on Loihi "
-                         f"(residual charge above threshold is lost)")
-            dyn = getattr(net.layers[neuron_name], "dynamics", None)
-            if dyn is not None and dyn.spike == "multi":
-                layer.multi_spike = True
-                log_line(f"{neuron_name}: multi-spike neuron in the source (sinabs MultiSpike: ⌊v/θ⌋ spikes per "
-                         f"step where v ≥ θ, v −= spikes·θ) -> one spike per step on Loihi (v > θ, then v = 0; "
-                         f"v saturates at ±2^23): spike trains differ in every step with v ≥ 2θ (the loihi-emu run "
-                         f"counts those steps) and at v = θ exactly")
-            if dyn is not None and dyn.min_v is not None:
-                log_line(f"{neuron_name}: membrane floor {dyn.min_v:.4g} of the source dropped (Loihi CUBA has none)")
+        configure_neurons(layer, net, neuron_name, theta, lam, sigma * q_in, log_line)
+        if not readout:
             prev_neuron = neuron_name
         if layer.input_neuron is not None and sname in fan:
             layer.fanout = fan[sname].reshape(-1).double().numpy()
@@ -336,6 +359,8 @@ def lower_network(net: SpikingNetwork, timesteps: int, options: LoihiOptions | M
              f"step{'s' if len(or_layers) > 1 else ''} of latency)" if or_layers else "")
     log_line(f"latency: Lava adds one step per layer ({len(layers)} layers{extra}); samples are fed back to back with "
              f"netx reset_interval=T={timesteps}, reset_offset=1, so each layer sees each sample's T steps")
+    for i, layer in enumerate(layers):
+        layer.depth = i
     return LoihiProgram(layers, shape, timesteps, input_spikes, graded_bits, seed, readout, events=events,
                         event_bits=event_bits)
 
@@ -370,17 +395,10 @@ def lower(graph: nir.NIRGraph, meta: DeployMeta, options: LoihiOptions | Mapping
         opts = options if isinstance(options, LoihiOptions) else LoihiOptions.from_mapping(options or {}, "loihi "
                                                                                            "lowering options")
         return lower_recurrent(net, meta.timesteps, opts, log_line), net
-    if not net.is_chain:
-        outs: dict[str, int] = {}
-        ins: dict[str, int] = {}
-        for a, b in net.edges:
-            outs[a] = outs.get(a, 0) + 1
-            ins[b] = ins.get(b, 0) + 1
-        forks = sorted(n for n, k in outs.items() if k > 1)
-        joins = sorted(n for n, k in ins.items() if k > 1)
-        raise UnsupportedLayerError(
-            f"the graph has skip connections (fan-out at {forks}, sums at {joins}); the Loihi lowering handles "
-            "chains only: netx cannot load a residual add, and the lava-nc process-graph builder for residual "
-            "(SEW) networks is not implemented yet")
+    if not net.is_chain:  # residual joins (SEW ADD, membrane add): several synapses per layer (.dag)
+        from .dag import lower_dag
+
+        net.eval()
+        return lower_dag(net, meta.timesteps, options, log_line), net
     net.eval()
     return lower_network(net, meta.timesteps, options, log_line), net

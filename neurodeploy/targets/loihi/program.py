@@ -57,33 +57,84 @@ class LoihiLayer:
     def n_out(self) -> int:
         return int(np.prod(self.out_shape))
 
+    extra: list["LoihiSynapse"] = field(default_factory=list)  # more synaptic inputs (DAG programs, .dag)
+    delay: int = 0  # extra steps of synaptic delay of the own synapse on Lava (DAG programs, .dag)
+    depth: int = -1  # Lava pipeline depth: the layer handles sample-local step t at global step t + 2 + depth
+
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Synaptic input a = W·x for a batch ``[N, n_in]`` in x's float dtype.
 
         Exact in float32 too: the lowering bounds Σ_j |w_ij|·max(s) below 2^17 < 2^24.
         """
-        w = torch.as_tensor(self.weight, dtype=x.dtype, device=x.device)
-        if self.kind == "conv" and self.pre_pool is not None:
-            # same integers, 4x fewer MACs: the folded kernel is the small one tiled k x k
-            k = self.pre_pool
-            xs = F.avg_pool2d(x.reshape(-1, *self.in_shape), k, k) * (k[0] * k[1])
-            y = F.conv2d(xs.round(), w[:, :, ::k[0], ::k[1]].contiguous(), None,
-                         (self.stride[0] // k[0], self.stride[1] // k[1]),
-                         (self.padding[0] // k[0], self.padding[1] // k[1]))
-            y = y.reshape(x.shape[0], -1)
-        elif self.kind == "conv":
-            y = F.conv2d(x.reshape(-1, *self.in_shape), w, None, self.stride, self.padding)
-            y = y.reshape(x.shape[0], -1)
-        else:
-            y = x @ w.T
-        return y
+        return apply_synapse(self, x)
 
     def matrix(self) -> np.ndarray:
         """The synapse as a dense integer matrix ``[n_out, n_in]`` (convs unrolled)."""
-        if self.kind == "dense":
-            return self.weight.astype(np.int64)
-        eye = torch.eye(self.n_in, dtype=torch.float64)
-        return self.apply(eye).T.round().numpy().astype(np.int64)
+        return synapse_matrix(self)
+
+    def synapses(self) -> list["LoihiLayer | LoihiSynapse"]:
+        """Every synaptic input of the layer: its own, then the extra ones (their a's are summed)."""
+        return [self, *self.extra]
+
+
+@dataclass
+class LoihiSynapse:
+    """One more synaptic input of a layer in a DAG program (:mod:`.dag`): the layer's neurons receive
+    a = Σ_k W_k·s_k over their own synapse and these, every W_k on the layer's integer scale."""
+
+    synapse: str  # NIR synaptic node (conv / linear) this synapse implements
+    folded: list[str]  # other NIR nodes folded into it (pooling, flatten, junctions)
+    kind: str  # conv | dense
+    weight: np.ndarray  # int64: conv [O, I, kh, kw]; dense [O, I]
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    input_neuron: str | None  # the layer whose spikes it carries (None: the network input)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    pre_pool: tuple[int, int] | None = None
+    fanout: np.ndarray | None = None  # real fan-out of each source neuron into this NIR synaptic node, flat
+    delay: int = 0  # extra steps of synaptic delay on Lava (the shortcut waits for the longer branch)
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        return apply_synapse(self, x)
+
+    def matrix(self) -> np.ndarray:
+        return synapse_matrix(self)
+
+
+def apply_synapse(syn: LoihiLayer | LoihiSynapse, x: torch.Tensor) -> torch.Tensor:
+    """Synaptic input a = W·x of one synapse for a batch ``[N, n_in]`` in x's float dtype."""
+    w = torch.as_tensor(syn.weight, dtype=x.dtype, device=x.device)
+    if syn.kind == "conv" and syn.pre_pool is not None:
+        # same integers, 4x fewer MACs: the folded kernel is the small one tiled k x k
+        k = syn.pre_pool
+        xs = F.avg_pool2d(x.reshape(-1, *syn.in_shape), k, k) * (k[0] * k[1])
+        y = F.conv2d(xs.round(), w[:, :, ::k[0], ::k[1]].contiguous(), None,
+                     (syn.stride[0] // k[0], syn.stride[1] // k[1]),
+                     (syn.padding[0] // k[0], syn.padding[1] // k[1]))
+        y = y.reshape(x.shape[0], -1)
+    elif syn.kind == "conv":
+        y = F.conv2d(x.reshape(-1, *syn.in_shape), w, None, syn.stride, syn.padding)
+        y = y.reshape(x.shape[0], -1)
+    else:
+        y = x @ w.T
+    return y
+
+
+def synapse_matrix(syn: LoihiLayer | LoihiSynapse) -> np.ndarray:
+    """A synapse as a dense integer matrix ``[n_out, n_in]`` (convs unrolled)."""
+    if syn.kind == "dense":
+        return syn.weight.astype(np.int64)
+    eye = torch.eye(syn.n_in, dtype=torch.float64)
+    return apply_synapse(syn, eye).T.round().numpy().astype(np.int64)
 
 
 @dataclass
@@ -101,6 +152,11 @@ class LoihiProgram:
     events: str = ""  # event-frame input: 'graded' | 'binary' (see .event_input); '' for images
     event_bits: int = 4  # graded event payload width
     bias_input: bool = False  # one extra input channel spiking at every step: the first layer's bias (.recurrent)
+
+    @property
+    def is_dag(self) -> bool:
+        """A residual (DAG) program: some layer has several synaptic inputs or a delayed one (.dag)."""
+        return any(layer.extra or layer.delay for layer in self.layers)
 
     @property
     def input_message_bits(self) -> int:
