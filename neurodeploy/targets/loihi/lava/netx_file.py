@@ -68,3 +68,33 @@ def write_netx(program: LoihiProgram, path: str | Path, copies: int = 1, message
         f.attrs["copies"] = B
         f.attrs["layer_names"] = ",".join(layer.name for layer in program.layers)
     return path
+
+
+def graph_job(program: LoihiProgram, message_bits: int = 0) -> tuple[dict, dict[str, np.ndarray]]:
+    """A residual (DAG) program as the job of :mod:`.graph_builder` (netx cannot describe an ADD).
+
+    Returns ``(spec, arrays)``: ``spec["layers"]`` per layer (name, n, depth, readout, vth, du =
+    iDecay − 1, dv = vDecay, bias, synapses with source index / −1 = input, delay and incoming
+    message bits), ``arrays`` one copy's CSR weights ``w<i>_<k>_*`` and biases ``bias<i>`` (npz).
+    ``message_bits = 1`` declares hidden spikes as 1-bit messages (a sparse W·s on Lava's CPU).
+    """
+    from scipy import sparse
+
+    index = {layer.name: i for i, layer in enumerate(program.layers)}
+    layers, arrays = [], {}
+    for i, layer in enumerate(program.layers):
+        syns = []
+        for k, syn in enumerate(layer.synapses()):
+            m = sparse.csr_matrix(syn.matrix())
+            for key, v in (("data", m.data), ("indices", m.indices), ("indptr", m.indptr),
+                           ("shape", np.array(m.shape))):
+                arrays[f"w{i}_{k}_{key}"] = np.asarray(v)
+            src = -1 if syn.input_neuron is None else index[syn.input_neuron]
+            syns.append({"source": src, "delay": int(syn.delay),
+                         "bits": int(program.input_message_bits if src < 0 else message_bits)})
+        if layer.bias is not None:
+            arrays[f"bias{i}"] = layer.bias.astype(np.int64)
+        layers.append({"name": layer.name, "n": layer.n_out, "depth": int(layer.depth), "readout": layer.readout,
+                       "vth": int(VTH_MAX if layer.readout else layer.vth), "du": int(layer.i_decay) - 1,
+                       "dv": int(layer.v_decay), "bias": layer.bias is not None, "synapses": syns})
+    return {"layers": layers}, arrays

@@ -112,6 +112,8 @@ def main(job_dir: str) -> int:
     if job.get("sparse_reader", True):
         sparse_netx_reader()
     t_import = time.time() - t0
+    if job.get("graph"):  # a residual (DAG) program: a Lava process graph instead of netx (graph_builder)
+        return _run_graph(job, data, job_dir_p, t0, t_import, (LayerProbe, SpikeSource))
 
     net = netx.hdf5.Network(net_config=job["netx"], reset_interval=job["T"], reset_offset=1,
                             sparse_fc_layer=True, input_message_bits=job["input_message_bits"])
@@ -147,6 +149,22 @@ def main(job_dir: str) -> int:
     result = {"build_s": t_build, "import_s": t_import, "netx_s": t_netx, "run_s": t_run, "layers": L,
               "missing": missing, "start_s": t0 - float(job.get("t_submit", t0))}
     (job_dir_p / "result.json").write_text(json.dumps(result))
+    return 0 if not missing else 3
+
+
+def _run_graph(job: dict, data, job_dir: Path, t0: float, t_import: float, procs: tuple) -> int:  # noqa: ANN001
+    """Run a DAG job with :mod:`.graph_builder` (loaded from this folder: it imports numpy and Lava only)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("neurodeploy_lava_graph_builder",
+                                                  Path(__file__).with_name("graph_builder.py"))
+    gb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gb)
+    result = gb.run(job, data, job_dir, *procs)
+    n = result["layers"]
+    missing = [i for i in range(n) if not (job_dir / f"probe_{i}.npz").exists()]
+    result.update({"import_s": t_import, "missing": missing, "start_s": t0 - float(job.get("t_submit", t0))})
+    (job_dir / "result.json").write_text(json.dumps(result))
     return 0 if not missing else 3
 
 

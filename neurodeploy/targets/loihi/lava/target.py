@@ -34,12 +34,12 @@ from ....errors import SimulationError
 from ....ir.metadata import DeployMeta
 from ....recipe import Profile
 from ...base import Deployment, Outputs, Target, register_target
-from ..emu import _layer_info, log_event_stats, logits_to_float, neuron_updates
+from ..emu import _layer_info, log_event_stats, logits_to_float, neuron_updates, synops_from_maps
 from ..event_input import EventStats
 from ..lowering import LoihiProgram, lower
 from ..options import LavaOptions
 from .child import run_in_group
-from .netx_file import write_netx
+from .netx_file import graph_job, write_netx
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,14 @@ class LavaTarget(Target):
         dep = Deployment(self.name, graph, meta, prof, options=opts)
         program, _ = lower(graph, meta, opts, dep.log)
         dep.artifact = program
-        dep.log(f"netx: every layer written as a netx 'dense' layer (convs unrolled to integer matrices); "
-                f"{opts.copies} samples side by side as block-diagonal sparse layers per Lava run "
-                f"(netx's weight reader patched in the child to stay sparse: same values, no B²-size dense copy)")
+        if program.is_dag:
+            dep.log(f"lava: residual program built as a Lava process graph (lava-nc LIFReset + Sparse/DelaySparse "
+                    f"per synaptic input, several inputs summed at one a_in; netx cannot describe an add): "
+                    f"{opts.copies} samples side by side as block-diagonal copies per Lava run")
+        else:
+            dep.log(f"netx: every layer written as a netx 'dense' layer (convs unrolled to integer matrices); "
+                    f"{opts.copies} samples side by side as block-diagonal sparse layers per Lava run "
+                    f"(netx's weight reader patched in the child to stay sparse: same values, no B²-size dense copy)")
         if opts.fast_synapses and opts.sparse_reader:
             dep.log("netx: hidden-layer spikes declared as 1-bit messages (messageBits=1; values still 0/1) so "
                     "Lava's CPU synapses compute W·s as a sparse mat-vec (simulation speed only)")
@@ -99,7 +104,7 @@ class LavaTarget(Target):
         dep.info.update({"options": opts.explicit(),
                          "layers": [_layer_info(layer) for layer in program.layers]})
         work = opts.work_dir
-        if work:
+        if work and not program.is_dag:
             Path(work).mkdir(parents=True, exist_ok=True)
             dep.info["netx_file"] = str(write_netx(program, Path(work) / "model.net", copies=1))
         return dep
@@ -124,11 +129,13 @@ class LavaTarget(Target):
         names = [layer.name for layer in program.layers if not layer.readout]
         spikes = {nm: np.concatenate([c[j] for c in res["counts"]]).astype(np.float64) for j, nm in enumerate(names)}
         synops: dict[str, np.ndarray] = {}
-        for j, layer in enumerate(program.layers):
+        for j, layer in enumerate(program.layers if not program.is_dag else []):
             if layer.input_neuron is None:
                 synops[layer.synapse] = np.concatenate([c["input"] for c in res["synops"]])
             else:
                 synops[layer.synapse] = np.concatenate([c[layer.input_neuron] for c in res["synops"]])
+        if program.is_dag:  # per synapse, from the per-neuron counts (emu.synops_from_maps)
+            synops = {k: np.concatenate([c[k] for c in res["synops"]]) for k in res["synops"][0]}
         lg = np.concatenate(res["logits"])
         info = {"integer_logits": lg.tolist(), "timesteps": program.timesteps,
                 "samples_per_s": n / timing["wall_s"] if timing["wall_s"] else 0.0,
@@ -145,7 +152,8 @@ class LavaTarget(Target):
         T = program.timesteps
         K = math.ceil(n / B)
         L = len(program.layers)
-        steps = K * T + L
+        # the deepest layer handles sample-local step t at global step t + 2 + depth (chain: depth = index)
+        steps = K * T + (1 + max(layer.depth for layer in program.layers) if program.is_dag else L)
         s = program.encode(x, offset=offset, stats=stats).numpy()  # [T, n, n_in]
         n_in = s.shape[2]
         pad = np.zeros((T, K * B, n_in), dtype=np.int64)
@@ -159,8 +167,12 @@ class LavaTarget(Target):
         t0 = time.time()
         try:
             fast = opts.fast_synapses and opts.sparse_reader
-            write_netx(program, job_dir / "model.net", copies=B, message_bits=1 if fast else 0)
-            arrays = {"input": data}
+            if program.is_dag:
+                graph, arrays = graph_job(program, message_bits=1 if fast else 0)
+                arrays["input"] = data
+            else:
+                write_netx(program, job_dir / "model.net", copies=B, message_bits=1 if fast else 0)
+                arrays = {"input": data}
             for j, layer in enumerate(program.layers):
                 if layer.fanout is not None and layer.input_neuron is not None:
                     arrays[f"fanout_{j}"] = layer.fanout
@@ -171,6 +183,8 @@ class LavaTarget(Target):
                    "layers": [{"name": layer.name, "readout": layer.readout,
                                "per_neuron": program.readout == "count" and j == L - 1}
                               for j, layer in enumerate(program.layers)]}
+            if program.is_dag:
+                job["graph"] = graph
             t_prep = time.time() - t0
             job["t_submit"] = time.time()
             (job_dir / "job.json").write_text(json.dumps(job))
@@ -198,7 +212,7 @@ class LavaTarget(Target):
     @staticmethod
     def _collect(program: LoihiProgram, job_dir: Path, n: int, B: int, K: int, T: int, raster_n: int,
                  s_in: np.ndarray) -> dict:
-        counts, synops, raster, logits = [], {}, {}, None
+        counts, synops, raster, logits, maps = [], {}, {}, None, {}
         first = program.layers[0]
         synops["input"] = ((s_in != 0).sum(0).astype(np.float64) @ first.fanout) if first.fanout is not None \
             else np.zeros(n)
@@ -212,6 +226,8 @@ class LavaTarget(Target):
                 logits = z["acc"].reshape(K * B, -1)[:n]
                 continue
             counts.append(z["counts"].reshape(K * B)[:n])
+            if program.is_dag:
+                maps[layer.name] = torch.as_tensor(z["acc"].reshape(K * B, -1)[:n])
             if program.readout == "count" and j == len(program.layers) - 1:
                 logits = z["acc"].reshape(K * B, -1)[:n]  # the last layer's spike count per neuron
             synops[layer.name] = z["synops"].reshape(K * B)[:n]
@@ -221,4 +237,6 @@ class LavaTarget(Target):
                 raster[layer.name] = r
         if logits is None:
             raise SimulationError(f"lava run in {job_dir}: no readout was recorded")
+        if program.is_dag:
+            synops = synops_from_maps(program, torch.as_tensor(s_in), maps)
         return {"counts": counts, "synops": synops, "logits": logits, "raster": raster}

@@ -1,0 +1,102 @@
+"""Build and run a residual (DAG) Loihi program as a Lava process graph, in the Lava child process.
+
+netx HDF5 describes a chain of layers only, so a program with several synaptic inputs per layer
+(:mod:`..dag`, SEW-ResNet's ADD) is built here directly from lava-nc processes:
+
+- per layer, B copies side by side: one ``LIFReset`` (lava proc/lif/process.py; fixed point
+  ``PyLifResetModelBitAcc``: du = iDecay − 1 as netx passes it, lava-dl netx/hdf5.py
+  ``get_neuron_params``, dv = vDecay, bias_exp 6, vth = vThMant) with ``reset_interval = T`` and
+  ``reset_offset = 2 + depth`` — netx's staggered reset, with the DAG depth in place of the index;
+- per synaptic input, one ``Sparse`` (block-diagonal B copies, weight_exp 0: the integer weights on
+  the even 8-bit grid are used as they are) or, when the shortcut must wait for the longer branch,
+  a ``DelaySparse`` with the program's delay (lava proc/sparse/models.py: delay D reaches the
+  neuron D + 1 steps later, ≤ 63 on Loihi 2); all synapses of a layer connect to its neurons'
+  ``a_in``, and a Lava in-port sums its incoming connections (magma core/model/py/ports.py
+  ``PyInPortVectorDense.recv`` reduces them with +): W·a + W·b, the ADD;
+- the probes of :mod:`.procs.probes`: every neuron layer's per-neuron counts (``per_neuron``) from
+  global step 2 + depth on (the parent computes synops from them for every synapse), the readout's
+  summed synaptic input (all of its synapses connected to one probe ``a_in``).
+
+Job files (``job.json`` + ``job.npz``, never pickles): ``job["graph"]["layers"]`` lists per layer
+``name, n, depth, readout, vth, du, dv, bias`` and its ``synapses`` (``source`` = layer index or −1
+for the input, ``delay``, ``bits`` = the incoming message bits); ``w<i>_<k>_{data,indices,indptr,shape}``
+hold one copy's CSR weights and ``bias<i>`` the bias mantissas. This module imports numpy, scipy
+and Lava only (it runs in the Lava worker environment); the probe classes are passed in.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+
+def _weights(data: Any, i: int, k: int, copies: int) -> sparse.csr_matrix:
+    """B copies of one synapse's CSR weights on the block diagonal (int32)."""
+    p = f"w{i}_{k}_"
+    one = sparse.csr_matrix((data[p + "data"].astype(np.int32), data[p + "indices"], data[p + "indptr"]),
+                            shape=tuple(int(v) for v in data[p + "shape"]))
+    return sparse.block_diag([one] * copies, format="csr", dtype=np.int32)
+
+
+def _synapse(w: sparse.csr_matrix, delay: int, bits: int) -> Any:
+    """A Sparse (no delay) or DelaySparse with one delay D for every synapse."""
+    from lava.proc.sparse.process import DelaySparse, Sparse
+
+    if delay == 0:
+        return Sparse(weights=w, num_message_bits=bits, weight_exp=0, num_weight_bits=8)
+    d = w.copy()
+    d.data = np.full(d.nnz, int(delay), dtype=int)
+    return DelaySparse(weights=w, delays=d, max_delay=int(delay), num_message_bits=bits, weight_exp=0,
+                       num_weight_bits=8)
+
+
+def build(job: dict, data: Any, job_dir: Path, probe_cls: type, source_cls: type) -> tuple[Any, list]:
+    """The process graph of ``job``; returns (the spike source, the probes)."""
+    from lava.proc.lif.process import LIFReset
+
+    B, T, K, steps = job["copies"], job["T"], job["chunks"], job["steps"]
+    src = source_cls(data["input"])
+    neurons, probes = [], []
+    for i, spec in enumerate(job["graph"]["layers"]):
+        n = int(spec["n"]) * B
+        bias = np.tile(data[f"bias{i}"].astype(np.int32), B) if spec["bias"] else np.zeros(n, np.int32)
+        lif = LIFReset(shape=(n,), du=int(spec["du"]), dv=int(spec["dv"]), vth=int(spec["vth"]), bias_mant=bias,
+                       bias_exp=6, reset_interval=T, reset_offset=2 + int(spec["depth"]))
+        common = dict(copies=B, first=2 + int(spec["depth"]), period=T, chunks=K, last_step=steps,
+                      fault=job["fault"] if i == 0 else "", heartbeat=str(job_dir / "heartbeat") if i == 0 else "",
+                      out_path=str(job_dir / f"probe_{i}.npz"))
+        if spec["readout"]:
+            probe = probe_cls(shape=(n,), mode="current", **common)
+        else:
+            probe = probe_cls(shape=(n,), mode="spikes", per_neuron=True, raster_chunks=job["raster_chunks"],
+                              **common)
+            lif.s_out.connect(probe.a_in)
+        for k, syn in enumerate(spec["synapses"]):
+            conn = _synapse(_weights(data, i, k, B), int(syn["delay"]), int(syn["bits"]))
+            pre = src.s_out if syn["source"] < 0 else neurons[syn["source"]].s_out
+            pre.connect(conn.s_in)
+            conn.a_out.connect(lif.a_in)  # several connections into one a_in are summed (the ADD)
+            if spec["readout"]:
+                conn.a_out.connect(probe.a_in)  # the readout's v[T]/2^6 = Σ_t of these summed currents
+        neurons.append(lif)
+        probes.append(probe)
+    return src, probes
+
+
+def run(job: dict, data: Any, job_dir: Path, probe_cls: type, source_cls: type) -> dict:
+    """Build the graph, run ``job["steps"]`` steps in Lava's fixed-point CPU simulation, always stop."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    t0 = time.time()
+    src, probes = build(job, data, job_dir, probe_cls, source_cls)
+    t_build = time.time() - t0
+    t1 = time.time()
+    try:
+        src.run(condition=RunSteps(num_steps=job["steps"]), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    finally:
+        src.stop()
+    return {"build_s": t_build, "run_s": time.time() - t1, "netx_s": 0.0, "layers": len(probes)}
