@@ -181,6 +181,10 @@ def test_lava_dense_rec_equals_emulator_spike_for_spike(fname, reset, copies, ca
     for name in ("lif1.lif", "lif2"):
         assert np.array_equal(out.layer_spikes[name], ref["spikes"][name].numpy()), name
     assert np.array_equal(np.asarray(out.info["integer_logits"]), ref["logits"].numpy())
+    emu_synops = get_target("loihi-emu").run(get_target("loihi-emu").compile(graph, meta), x).synops
+    assert set(out.synops) == set(emu_synops) and "lif1.w_rec" in out.synops  # recurrent synops counted on Lava
+    for k, v in emu_synops.items():
+        assert np.array_equal(out.synops[k], v) and v.sum() > 0, k
     with capsys.disabled():
         print(f"\n{fname} on lava (dense_rec, {copies} copies, {N} samples, T={T}): "
               f"{int(ref['spikes']['lif1.lif'].sum())} hidden and {int(ref['spikes']['lif2'].sum())} output spikes "

@@ -134,6 +134,8 @@ class LavaTarget(Target):
                 synops[layer.synapse] = np.concatenate([c["input"] for c in res["synops"]])
             else:
                 synops[layer.synapse] = np.concatenate([c[layer.input_neuron] for c in res["synops"]])
+            if layer.rec_synapse in res["synops"][0]:
+                synops[layer.rec_synapse] = np.concatenate([c[layer.rec_synapse] for c in res["synops"]])
         if program.is_dag:  # per synapse, from the per-neuron counts (emu.synops_from_maps)
             synops = {k: np.concatenate([c[k] for c in res["synops"]]) for k in res["synops"][0]}
         lg = np.concatenate(res["logits"])
@@ -181,7 +183,8 @@ class LavaTarget(Target):
                    "input_message_bits": program.input_message_bits, "raster_chunks": raster_chunks,
                    "fault": opts.fault, "sparse_reader": opts.sparse_reader,
                    "layers": [{"name": layer.name, "readout": layer.readout,
-                               "per_neuron": program.readout == "count" and j == L - 1}
+                               # per-neuron counts: the count readout, and a recurrent layer's synops
+                               "per_neuron": (program.readout == "count" and j == L - 1) or layer.recurrent is not None}
                               for j, layer in enumerate(program.layers)]}
             if program.is_dag:
                 job["graph"] = graph
@@ -231,6 +234,8 @@ class LavaTarget(Target):
             if program.readout == "count" and j == len(program.layers) - 1:
                 logits = z["acc"].reshape(K * B, -1)[:n]  # the last layer's spike count per neuron
             synops[layer.name] = z["synops"].reshape(K * B)[:n]
+            if layer.recurrent is not None and layer.rec_fanout is not None:  # its own spikes into W_rec
+                synops[layer.rec_synapse] = z["acc"].reshape(K * B, -1)[:n].astype(np.float64) @ layer.rec_fanout
             if raster_n and "raster" in z:
                 r = np.unpackbits(z["raster"], axis=-1, count=layer.n_out).astype(bool)  # [k, T, B, n]
                 r = r.transpose(1, 0, 2, 3).reshape(T, -1, layer.n_out)[:, :min(raster_n, n)]
