@@ -182,12 +182,17 @@ def _neuron_layer(net: SpikingNetwork, name: str, m: SpikingNeuron | None, route
         if chain:
             folded_all.append((src, chain, in_shape, _fold_group(chain, in_shape, log_line)))
             continue
-        # an identity shortcut straight into a neuron (membrane-add block): an identity matrix synapse
+        # an identity shortcut straight into a neuron (membrane-add block): an identity synapse, for maps a
+        # 1x1 conv with the identity on the channels (no n x n matrix)
         n = int(np.prod(in_shape))
-        log_line(f"{src or 'input'} -> {name}: identity shortcut into the neurons' input as a dense identity "
-                 f"synapse ({n} synapses)")
-        folded_all.append((src, chain, in_shape, (f"{src or 'input'}->{name}", [], "dense", np.eye(n), {},
-                                                  in_shape, None)))
+        if len(in_shape) == 3:
+            c = int(in_shape[0])
+            w, kind = np.eye(c).reshape(c, c, 1, 1), "conv"
+        else:
+            w, kind = np.eye(n), "dense"
+        log_line(f"{src or 'input'} -> {name}: identity shortcut into the neurons' input as an identity synapse "
+                 f"({'1x1 conv' if kind == 'conv' else 'dense'}, {n} synapses)")
+        folded_all.append((src, chain, in_shape, (f"{src or 'input'}->{name}", [], kind, w, {}, in_shape, None)))
     from_input = [src for src, *_ in folded_all if src is None]
     if from_input and len(folded_all) > 1 and q[0] != 1.0:
         raise UnsupportedLayerError(f"node {name!r}: fed by the graded network input and by spikes at once; use "
