@@ -24,11 +24,11 @@ from neurodeploy.data import load_dataset
 from neurodeploy.errors import NeurodeployError
 from neurodeploy.ir import DeployMeta, fold_batchnorm, to_nir
 from neurodeploy.ir.from_nir import from_nir
-from neurodeploy.ir.modules import Heaviside
 from neurodeploy.ir.metadata import read_meta
+from neurodeploy.ir.modules import Heaviside
+from neurodeploy.measure.ops import exact_synops
 from neurodeploy.recipe import load_recipe
 from neurodeploy.targets import get_target
-from neurodeploy.measure.ops import exact_synops
 from neurodeploy.train.common import accuracy
 from neurodeploy.train.run import train_recipe
 
@@ -44,8 +44,11 @@ def source_counts(graph, meta, x: torch.Tensor) -> tuple[dict[str, float], dict[
     net = from_nir(graph, meta).eval()
     net.record = True
     ors: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: ors.__setitem__(n, o.detach().reshape(-1, len(x), *o.shape[1:]).sum(0)))
-             for n, m in net.named_nodes() if isinstance(m, Heaviside)]
+
+    def keep(name: str):  # the OR's output [T·B, ...] summed over T, like net.spike_maps
+        return lambda mod, inp, out: ors.__setitem__(name, out.detach().reshape(-1, len(x), *out.shape[1:]).sum(0))
+
+    hooks = [m.register_forward_hook(keep(n)) for n, m in net.named_nodes() if isinstance(m, Heaviside)]
     try:
         with torch.no_grad():
             net(x)

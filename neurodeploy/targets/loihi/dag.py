@@ -38,7 +38,6 @@ import torch
 from torch import nn
 
 from ...errors import UnsupportedLayerError
-from ...ir.from_nir import SumPool2d
 from ...ir.modules import Heaviside, Scale
 from ...measure.graph import graph_from_network
 from ...snn.network import SpikingNetwork, TimeDropout
@@ -256,7 +255,8 @@ def _set_delays(layer: LoihiLayer, depth: dict[str | None, int], log_line: Calla
             raise UnsupportedLayerError(f"node {layer.name!r}: the route from {s.input_neuron} needs a synaptic delay "
                                         f"of {s.delay} steps; Loihi 2 allows at most {MAX_DELAY}")
         if s.delay:
+            src = s.input_neuron or "the input"
             log_line(f"delay: {s.synapse} ({s.input_neuron or 'input'} -> {layer.name}) delayed by {s.delay} step"
-                     f"{'s' if s.delay > 1 else ''} on Lava (synaptic delay, DelaySparse): {s.input_neuron or 'the input'}"
-                     f" is at pipeline depth {depth[s.input_neuron]}, {layer.name} at {layer.depth}, so both summands "
+                     f"{'s' if s.delay > 1 else ''} on Lava (synaptic delay, DelaySparse): {src} is at pipeline depth "
+                     f"{depth[s.input_neuron]}, {layer.name} at {layer.depth}, so both summands "
                      f"of a sample's step arrive together (loihi-emu runs in each layer's local time: no delay needed)")

@@ -265,6 +265,15 @@ def log_event_stats(deployment: Deployment, program: LoihiProgram, stats: EventS
 
 
 def _layer_info(layer: LoihiLayer) -> dict[str, Any]:
+    info = _chain_layer_info(layer)
+    if layer.extra or layer.delay:  # a DAG layer (.dag): every synaptic input, its source and Lava delay
+        info["depth"] = layer.depth
+        info["inputs"] = [{"synapse": s.synapse, "source": s.input_neuron or "input", "delay": s.delay}
+                          for s in layer.synapses()]
+    return info
+
+
+def _chain_layer_info(layer: LoihiLayer) -> dict[str, Any]:
     return {"name": layer.name, "synapse": layer.synapse, "folded": layer.folded, "kind": layer.kind,
             "in_shape": list(layer.in_shape), "out_shape": list(layer.out_shape), "vth_mant": layer.vth,
             "v_decay": layer.v_decay, "i_decay": layer.i_decay, "weight_scale": layer.scale,
