@@ -134,6 +134,8 @@ def latency(profile: Profile | None, outputs: Any, timesteps: int) -> dict[str, 
     lat = dict(profile.latency) if profile is not None else {}
     delay = int(lat.get("layer_delay_steps", 0))
     n_layers = max(len(getattr(outputs, "neuron_updates", {}) or {}), len(getattr(outputs, "synops", {}) or {}))
+    # a residual (DAG) program: the layers on its longest path (targets/loihi/dag.py: shortcuts run in parallel)
+    n_layers = int((getattr(outputs, "info", None) or {}).get("pipeline_layers", n_layers))
     return {"timesteps": timesteps, "layers": n_layers, "layer_delay_steps": delay,
             "steps_per_inference": timesteps + delay * n_layers, "steps_per_sample_streamed": timesteps,
             "source": lat.get("source", "neurodeploy/snn/network.py: every layer runs within the time step"),

@@ -67,6 +67,12 @@ def test_sew_add_lowers_to_summed_synapses_with_matched_delays(pool):
     assert sum(line.startswith("max pooling:") for line in dep.lowering) == (1 if pool == "max" else 0)
     assert any(line.startswith("junctions/identities ['block1.add', 'block1.input', 'block2.add', 'block2.input']")
                for line in dep.lowering)
+    # latency: T + the layers on the longest path (the shortcut layers run in parallel), not T + all layers
+    from neurodeploy.measure.stage import latency
+
+    out = get_target("loihi-emu").run(dep, torch.rand(2, 1, 8, 8))
+    lat = latency(dep.profile, out, 4)
+    assert lat["layers"] == DEPTHS[pool][-1] + 1 < len(prog.layers) and lat["steps_per_inference"] == 4 + lat["layers"]
 
 
 def _reference(prog, s_in: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:

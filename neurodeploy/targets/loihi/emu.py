@@ -244,6 +244,8 @@ class LoihiEmuTarget(Target):
         lg = np.concatenate(logits)
         info = {"integer_logits": lg.tolist(), "timesteps": program.timesteps,
                 "neuron_updates_active": {k: v.tolist() for k, v in cat(active).items()}}
+        if program.is_dag:  # latency: the shortcuts run in parallel, so the longest path counts (.dag)
+            info["pipeline_layers"] = 1 + max(layer.depth for layer in program.layers)
         log_event_stats(deployment, program, stats, info)
         if over:
             steps = {layer.name: layer.n_out * program.timesteps * len(x) for layer in program.layers}

@@ -142,6 +142,8 @@ class LavaTarget(Target):
         info = {"integer_logits": lg.tolist(), "timesteps": program.timesteps,
                 "samples_per_s": n / timing["wall_s"] if timing["wall_s"] else 0.0,
                 **timing, "copies": opts.copies, "pgid": self.last_pgid}
+        if program.is_dag:  # latency: the layers on the longest path (..dag)
+            info["pipeline_layers"] = 1 + max(layer.depth for layer in program.layers)
         if res["raster"] and res["raster"][0]:
             info["raster"] = res["raster"][0]  # numpy [T, n, neurons] bool: only when record_raster is asked
         log_event_stats(deployment, program, stats, info)
