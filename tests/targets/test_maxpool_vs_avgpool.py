@@ -37,7 +37,7 @@ def test_max_and_avg_pool_deploy_and_keep_their_accuracy():
         # the residual ADD on loihi-emu (targets/loihi/dag.py): 3 delayed shortcut synapses, the OR for max
         emu = sew["loihi-emu"]
         assert emu["delays"] == 3 and emu["or_layers"] == (1 if pool == "max" else 0)
-        # measured (2 epochs, seed 0): agreement 0.961 (avg), 0.9xx (max); accuracy within 0.01 of the source
+        # measured (2 epochs, seed 0): agreement 0.961 (avg), 0.967 (max); accuracy within 0.003 of the source
         assert emu["agreement"] > 0.9 and abs(emu["accuracy"] - sew["source"]) < 0.03
         # spikes and synops per sample after deployment within 5 % of the float reading (measured ≤ 1.5 %)
         assert abs(emu["spikes"] / sew["source_spikes"] - 1) < 0.05
