@@ -2,7 +2,8 @@
 
 Every change is one line of the deployment's lowering log. The program is a chain of layers, each
 one synapse (a conv or a dense matrix of 8-bit integer weights) followed by a layer of Loihi CUBA
-neurons (Lava's ``LIF``/``LIFReset``, fixed point), except a readout layer that never fires.
+neurons (Lava's ``LIF``/``LIFReset``, fixed point), except a readout layer that never fires; in a
+residual graph (:mod:`.dag`) a layer has one synapse per summand of the ADD that feeds it.
 
 Loihi fixed-point CUBA (Lava ``PyLifModelBitAcc``), per step with synaptic input a = Σ_j w_ij·s_j:
 

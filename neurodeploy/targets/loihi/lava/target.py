@@ -4,7 +4,9 @@
 single-copy netx HDF5 file. ``run`` writes a B-copy block-diagonal netx file plus the input spikes,
 and runs :mod:`.runner` in a child process in its own session under ``timeout_s``; the probes'
 per-sample counts come back as ``.npz`` files. ``N`` samples take ⌈N/B⌉·T + L Lava steps
-(L layers of one-step latency) in one run.
+(L layers of one-step latency) in one run. A residual (DAG) program (:mod:`..dag`) is written as
+a process-graph job instead (:func:`.netx_file.graph_job`, built in the child by
+:mod:`.graph_builder`; netx cannot describe an add), with L the layers on its longest path.
 
 Options: :class:`~neurodeploy.targets.loihi.options.LavaOptions` (recipe ``[deploy]`` and
 ``[deploy.lava]``, defaults from the profile's ``[options]``): ``copies``, ``timeout_s``,
