@@ -93,7 +93,7 @@ def test_xylosim_neuron_and_timing():
 def test_braille_on_xylo_agreement_is_measured(fname, reset, floor, floor_rules, capsys):
     """Measured (N = 300, T = 50, Bernoulli 0.1 inputs): agreement with the torch reading 0.577 (reset to
     zero: Xylo subtracts) / 0.653 (subtraction); with a float network that follows Xylo's rules
-    (multi-spike ⌊v/θ⌋, subtraction) 0.70 / 0.71. The gap is Xylo's multi-spike neurons (the hidden
+    (multi-spike ⌊v/θ⌋, subtraction) 0.753 / 0.740. The gap is Xylo's multi-spike neurons (the hidden
     layer fires ~4x more) and the bit-shift decays. Floors ≈ 3 binomial σ (0.028) below."""
     T, N = 50, 300
     net, graph, meta, _ = _load(fname, reset, T)
