@@ -120,6 +120,11 @@ def test_braille_on_xylo_agreement_is_measured(fname, reset, floor, floor_rules,
     assert out.logits.sum() > N and set(out.synops) == {"fc1", "lif1.w_rec", "fc2"}
     assert out.synops["lif1.w_rec"].sum() > 0 and out.info["steps_simulated"] == T + 1
     np.testing.assert_array_equal(out.logits.sum(1), out.layer_spikes["lif2"])
+    from neurodeploy.measure.energy import chip_energy
+
+    assert out.info["duration_ms"] == pytest.approx((T + 1) * DT * 1e3)  # T + 1 steps of dt = 0.1 ms
+    energy = chip_energy(out, dep.profile, [], T)
+    assert energy["joules_per_sample"] == pytest.approx(0.291e-6 * (T + 1) * DT * 1e3)  # 291 µW x 5.1 ms
 
 
 def _xylo_rules_float(layers, x: torch.Tensor) -> np.ndarray:
@@ -251,3 +256,28 @@ def test_profile_prices_once_and_declares_the_target():
     assert [k for k, c in p.energy.items() if c.prices != "nothing"] == ["dynamic_per_ms"]
     assert all(c.source.strip() for c in p.energy.values()) and "estimate" in p.energy_caveat
     assert p.limits["inputs"] == 16 and p.limits["hidden_neurons"] == 992
+
+
+@needs_xylo
+@pytest.mark.slow  # a whole `neurodeploy run` (train, deploy, measure, attack): minutes on 2 busy cores
+def test_run_with_xylo_target_reports_it(tmp_path):
+    """`neurodeploy run digits_xylo.toml --targets torch,xylo`: the trained 16-32-10 IF network (pooled digits)
+    on Xylo. Measured with the shipped recipe: torch accuracy 0.850, xylo 0.833, agreement 0.936 (359
+    test digits); here with fewer epochs, floors 0.6 / 0.75."""
+    import json
+
+    from neurodeploy.cli import main
+    from neurodeploy.recipe import MODELS_DIR
+
+    text = (MODELS_DIR / "digits_xylo.toml").read_text(encoding="utf-8")
+    text = text.replace("epochs = 30", "epochs = 10").replace("epochs = 4", "epochs = 1")
+    text = text.replace("query_budget = 50", "query_budget = 0").replace("sweep_samples = 100", "sweep_samples = 20")
+    recipe = tmp_path / "digits_xylo.toml"
+    recipe.write_text(text, encoding="utf-8")
+    assert main(["-q", "run", str(recipe), "--out", str(tmp_path / "run"), "--targets", "torch,xylo"]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text(encoding="utf-8"))
+    x = report["targets"]["xylo"]
+    assert x["profile"] == "xylo-audio3" and x["accuracy"] >= 0.6 and x["agreement_with_source"] >= 0.75
+    assert any("readout (non-spiking Linear)" in line for line in x["lowering"])
+    assert any("done by the host before the input coding" in line for line in x["lowering"])
+    assert "target xylo" in (tmp_path / "run" / "report.md").read_text(encoding="utf-8")

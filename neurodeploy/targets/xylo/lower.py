@@ -44,6 +44,7 @@ from ...snn.neuron import SpikingNeuron
 DASH_MIN, DASH_MAX = 1, 15  # dash 0 zeroes the state every step (x − x >> 0 = 0); 4-bit bit-shift
 MAX_EVENTS_IN = 15  # input events per channel and step (rockpool docs, devices/xylo-overview)
 MAX_SPIKES_HIDDEN = 31  # rockpool lif_bitshift_torch.py: max_spikes_per_dt = 31
+DRAIN_STEPS = 8  # a non-spiking readout: zero-input steps after the window (dash_syn = 1: 0.4 % left)
 
 
 class XyloLimitError(TargetError):
@@ -55,7 +56,7 @@ class Layer:
     """One neuron layer of the source, its float parameters (synaptic gain folded into the weights)."""
 
     synapse: str
-    neuron: str
+    neuron: str | None  # None: the non-spiking readout (output neurons that integrate, read as Vmem)
     rec: str | None
     w: np.ndarray  # [n_out, n_in]
     wr: np.ndarray | None  # [n, n] (row: target)
@@ -64,6 +65,10 @@ class Layer:
     alpha: float
     lam: float
     reset: str
+
+    @property
+    def label(self) -> str:
+        return self.neuron or f"{self.synapse} (readout)"
 
 
 @dataclass
@@ -77,6 +82,9 @@ class XyloSpec:
     dt: float
     bias_channel: bool  # one extra input channel spiking at every step carries the first layer's bias
     n_inputs: int
+    pre: list[nn.Module] = field(default_factory=list)  # input-side pooling/flatten done by the host
+    readout: bool = False  # the last layer is a non-spiking Linear read as the output neurons' Vmem
+    drain: int = 0  # extra zero-input steps so that the readout's current drains into its Vmem
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -93,14 +101,16 @@ def _scalar(t: torch.Tensor, what: str, name: str) -> float:
     return float(v[0])
 
 
-def chain(net: SpikingNetwork) -> list[tuple[str, str, str | None]]:
-    """(synapse, neuron, recurrent synapse or None) per layer: input → [Flatten] → Linear → neuron
-    [⇄ Linear] → ... → neuron → output. Anything else fails naming the node."""
+def chain(net: SpikingNetwork) -> tuple[list[str], list[tuple[str, str | None, str | None]]]:
+    """(nodes before the first Linear, [(synapse, neuron or None, recurrent synapse or None)]): input →
+    [AvgPool2d, Flatten: done by the host] → Linear → neuron [⇄ Linear] → ... → neuron | Linear (a
+    non-spiking readout, neuron None) → output. Anything else fails naming the node."""
     succ: dict[str, list[str]] = {}
     for a, b in net.edges:
         succ.setdefault(a, []).append(b)
     rec_of = dict(net.recurrent_edges)
-    out: list[tuple[str, str, str | None]] = []
+    out: list[tuple[str, str | None, str | None]] = []
+    pre: list[str] = []
     cur = net.input_node
     while True:
         nxt = [n for n in succ.get(cur, []) if n != rec_of.get(cur)]
@@ -111,10 +121,11 @@ def chain(net: SpikingNetwork) -> list[tuple[str, str, str | None]]:
                                         "spiking-neuron layers (each with an optional recurrent Linear)")
         syn = nxt[0]
         mod = net.layers[syn]
-        if isinstance(mod, nn.Flatten) and not out:
+        if isinstance(mod, (nn.Flatten, nn.AvgPool2d)) and not out:
+            pre.append(syn)
             cur = syn
             continue
-        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d)):
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten)):
             raise UnsupportedLayerError(f"node {syn!r} ({type(mod).__name__}): Xylo has no convolution or pooling "
                                         "(dense and recurrent layers only); use Speck for convolutional networks")
         neu = succ.get(syn, [])
@@ -122,8 +133,8 @@ def chain(net: SpikingNetwork) -> list[tuple[str, str, str | None]]:
             raise UnsupportedLayerError(f"node {syn!r} ({type(mod).__name__}): the Xylo lowering needs a Linear "
                                         "feeding a spiking neuron layer")
         if neu == [net.output_node]:
-            raise UnsupportedLayerError(f"node {syn!r}: the network ends in a non-spiking Linear; Xylo reads the "
-                                        "spikes of its output neurons (end the network with a spiking layer)")
+            out.append((syn, None, None))  # non-spiking readout: output neurons as integrators (Vmem)
+            break
         if len(neu) != 1 or not isinstance(net.layers[neu[0]], SpikingNeuron):
             raise UnsupportedLayerError(f"node {syn!r} feeds {neu}: the Xylo lowering needs one spiking neuron "
                                         "layer after each Linear")
@@ -137,7 +148,7 @@ def chain(net: SpikingNetwork) -> list[tuple[str, str, str | None]]:
     if len(rec_of) != sum(r is not None for _, _, r in out):
         raise UnsupportedLayerError(f"recurrent edges {net.recurrent_edges}: only self-recurrent layers lower "
                                     "to Xylo")
-    return out
+    return pre, out
 
 
 def _lin(m: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +159,11 @@ def _lin(m: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
 def layers_of(net: SpikingNetwork) -> list[Layer]:
     """The float layers: weights times the synaptic gain, the recurrent Affine's bias merged."""
     layers = []
-    for syn, name, rec in chain(net):
+    for syn, name, rec in chain(net)[1]:
+        if name is None:
+            w, b = _lin(net.layers[syn])
+            layers.append(Layer(syn, None, None, w, None, b, math.inf, 0.0, 1.0, "none"))
+            continue
         neuron = net.layers[name]
         w, b = _lin(net.layers[syn])
         wr, br = _lin(net.layers[rec]) if rec is not None else (None, np.zeros(w.shape[0]))
@@ -183,20 +198,20 @@ def check_limits(layers: list[Layer], n_inputs: int, limits: dict[str, Any]) -> 
                              "channels")
     hidden = sum(x.w.shape[0] for x in layers[:-1])
     if hidden > lim["hidden_neurons"]:
-        raise XyloLimitError(f"layers {', '.join(x.neuron for x in layers[:-1])}: {hidden} hidden neurons > "
+        raise XyloLimitError(f"layers {', '.join(x.label for x in layers[:-1])}: {hidden} hidden neurons > "
                              f"{lim['hidden_neurons']}, Xylo's hidden neurons")
     if last.w.shape[0] > lim["outputs"]:
-        raise XyloLimitError(f"layer {last.neuron!r}: {last.w.shape[0]} output neurons > {lim['outputs']}, Xylo's "
+        raise XyloLimitError(f"layer {last.label!r}: {last.w.shape[0]} output neurons > {lim['outputs']}, Xylo's "
                              "output channels")
     if last.wr is not None:
-        raise XyloLimitError(f"layer {last.neuron!r}: output neurons cannot be recurrent on Xylo (edge "
+        raise XyloLimitError(f"layer {last.label!r}: output neurons cannot be recurrent on Xylo (edge "
                              f"{last.neuron}→{last.rec}); add a non-recurrent output layer")
     if first.w.shape[0] > lim["input_expansion_neurons"]:
-        raise XyloLimitError(f"layer {first.neuron!r}: {first.w.shape[0]} neurons receive the input > "
+        raise XyloLimitError(f"layer {first.label!r}: {first.w.shape[0]} neurons receive the input > "
                              f"{lim['input_expansion_neurons']}, Xylo's input expansion neurons")
     feed = layers[-2]
     if feed.w.shape[0] > lim["output_expansion_neurons"]:
-        raise XyloLimitError(f"layer {feed.neuron!r}: {feed.w.shape[0]} neurons project to the output > "
+        raise XyloLimitError(f"layer {feed.label!r}: {feed.w.shape[0]} neurons project to the output > "
                              f"{lim['output_expansion_neurons']}, Xylo's output expansion neurons")
     hw = [(x.synapse, int((x.w != 0).sum())) for x in layers[1:-1]]
     hw += [(x.rec, int((x.wr != 0).sum())) for x in layers if x.wr is not None]
@@ -206,66 +221,93 @@ def check_limits(layers: list[Layer], n_inputs: int, limits: dict[str, Any]) -> 
     for k, x in enumerate(layers[:-1]):
         fan = (layers[k + 1].w != 0).sum(0) + ((x.wr != 0).sum(0) if x.wr is not None else 0)
         if fan.max() > lim["max_fan_out"]:
-            raise XyloLimitError(f"layer {x.neuron!r}: a neuron projects to {int(fan.max())} synapses > "
+            raise XyloLimitError(f"layer {x.label!r}: a neuron projects to {int(fan.max())} synapses > "
                                  f"{lim['max_fan_out']}, Xylo's fan-out per hidden neuron")
 
 
-def rockpool_modules(layers: list[Layer], dashes: list[tuple[int, int]], biases_v: list[np.ndarray],
-                     bias_channel: bool, dt: float) -> Any:
-    """``(Sequential(LinearTorch, LIFTorch, ...), [the LIFTorch modules])`` with the weights ÷ α_q
-    and τ = dt·2^dash (so the mapper's log2(τ/dt) is the chosen dash)."""
+def rockpool_modules(layers: list[Layer], dashes: list[tuple[int, int]], gains: list[float],
+                     biases_v: list[np.ndarray], bias_channel: bool, dt: float) -> Any:
+    """``(Sequential(LinearTorch, LIFTorch, ...), [the LIFTorch modules])`` with the weights times the
+    layer's gain and τ = dt·2^dash (so the mapper's log2(τ/dt) is the chosen dash)."""
     from rockpool.nn.combinators import Sequential
     from rockpool.nn.modules import LIFTorch, LinearTorch
 
     mods = []
-    for k, (x, (ds, dm), bv) in enumerate(zip(layers, dashes, biases_v)):
-        aq = 1.0 - 2.0 ** -ds
-        w = x.w / aq
+    for k, (x, (ds, dm), g, bv) in enumerate(zip(layers, dashes, gains, biases_v)):
+        w = x.w * g
         if k == 0 and bias_channel:
-            w = np.hstack([w, (x.b / aq)[:, None]])
+            w = np.hstack([w, (x.b * layer_gain(x, ds))[:, None]])
         mods.append(LinearTorch((w.shape[1], w.shape[0]), weight=torch.tensor(w.T, dtype=torch.float32),
                                 has_bias=False))
-        rec = None if x.wr is None else torch.tensor((x.wr / aq).T, dtype=torch.float32)
-        mods.append(LIFTorch(w.shape[0], tau_syn=dt * 2.0 ** ds, tau_mem=dt * 2.0 ** dm, threshold=float(x.theta),
+        rec = None if x.wr is None else torch.tensor((x.wr * layer_gain(x, ds)).T, dtype=torch.float32)
+        th = float(x.theta) if math.isfinite(x.theta) else 1e30
+        mods.append(LIFTorch(w.shape[0], tau_syn=dt * 2.0 ** ds, tau_mem=dt * 2.0 ** dm, threshold=th,
                              bias=torch.tensor(bv, dtype=torch.float32), dt=dt, has_rec=rec is not None, w_rec=rec))
     return Sequential(*mods), mods[1::2]
 
 
+def layer_gain(x: Layer, dash_syn: int) -> float:
+    """What Xylo's current filter needs on the weights: 1/α_q for a CubaLIF layer (the current is
+    α_q·(i + W·s)); (1 − α_q)/α_q for a layer without synaptic filter (LIF/IF, the readout): the
+    total charge α_q·W/(1 − α_q) of one input then equals the source's W, spread over the steps."""
+    aq = 1.0 - 2.0 ** -dash_syn
+    return 1.0 / aq if x.alpha > 0 else (1.0 - aq) / aq
+
+
 def lower(net: SpikingNetwork, timesteps: int, dt: float, limits: dict[str, Any], weight_bits: int,
-          threshold_bits: int, log_line: Callable[[str], None]) -> XyloSpec:
-    """Map the network onto Xylo™Audio 3 with rockpool's mapper and channel_quantize (module docstring)."""
+          threshold_bits: int, log_line: Callable[[str], None], input_gain: float = 1.0) -> XyloSpec:
+    """Map the network onto Xylo™Audio 3 with rockpool's mapper and channel_quantize (module docstring).
+
+    ``input_gain``: the source's input per Xylo input event (1/L for graded coding of direct input)."""
     from rockpool.transform.quantize_methods import channel_quantize
 
     from .backend import xylo_audio3
 
+    pre_names = chain(net)[0]
     layers = layers_of(net)
-    n_in = int(np.prod(net.input_shape))
+    pre = [net.layers[n] for n in pre_names]
+    with torch.no_grad():
+        z = torch.zeros(1, *net.input_shape)
+        for m in pre:
+            z = m(z)
+    n_in = int(z.numel())
+    if pre:
+        log_line(f"input: {' → '.join(f'{n} ({type(m).__name__})' for n, m in zip(pre_names, pre))} done by the host "
+                 f"before the input coding (linear, ahead of the first weights): {tuple(net.input_shape)} -> {n_in} "
+                 "input channels")
     bias_channel = bool(np.any(layers[0].b != 0))
     check_limits(layers, n_in + bias_channel, limits)
-    dashes, biases_v = [], []
+    readout = layers[-1].neuron is None
+    dashes, gains, biases_v = [], [], []
     for k, x in enumerate(layers):
         ds, aq = dash_of(x.alpha)
         dm, lq = dash_of(x.lam)
         dashes.append((ds, dm))
-        what = "CubaLIF" if x.alpha > 0 else "LIF/IF (no synaptic filter: Xylo always has one)"
-        log_line(f"{x.neuron}: {what} -> Xylo: synaptic α={x.alpha:.6g} -> dash_syn={ds} (α_q={aq:.6g}, error "
+        g = layer_gain(x, ds) * (input_gain if k == 0 else 1.0)
+        gains.append(g)
+        what = ("CubaLIF" if x.alpha > 0 else "readout (non-spiking Linear): output neurons as integrators"
+                if x.neuron is None else "LIF/IF (no synaptic filter: Xylo always has one)")
+        log_line(f"{x.label}: {what} -> Xylo: synaptic α={x.alpha:.6g} -> dash_syn={ds} (α_q={aq:.6g}, error "
                  f"{aq - x.alpha:+.3g}), membrane λ={x.lam:.6g} -> dash_mem={dm} (λ_q={lq:.6g}, error "
                  f"{lq - x.lam:+.3g}); τ = dt·2^dash with dt={dt:g} s (rockpool: dash = round(log2(τ/dt)), "
                  f"clipped to [{DASH_MIN}, {DASH_MAX}])")
-        log_line(f"{x.synapse}{' + ' + x.rec if x.rec else ''}: weights ÷ α_q = {aq:.4g} (Xylo decays the current "
-                 "after adding the step's input, i = α_q·(i + W·s))")
+        why = ("Xylo decays the current after adding the step's input, i = α_q·(i + W·s)" if x.alpha > 0 else
+               "Xylo's shortest current filter spreads each input over the following steps (1/2, 1/4, ...); this "
+               "keeps the total charge, not its timing")
+        inp = f", × {input_gain:.4g} per input event" if k == 0 and input_gain != 1.0 else ""
+        log_line(f"{x.synapse}{' + ' + x.rec if x.rec else ''}: weights × {layer_gain(x, ds):.4g}{inp} ({why})")
         bv = np.zeros(x.w.shape[0])
         if np.any(x.b != 0) and not (k == 0 and bias_channel):
-            bv = x.b / (1.0 - aq)
-            log_line(f"{x.neuron}: bias (max |b| {np.abs(x.b).max():.4g}) enters the current in the source, the "
+            bv = x.b / (1.0 - aq) if x.alpha > 0 else x.b.copy()
+            log_line(f"{x.label}: bias (max |b| {np.abs(x.b).max():.4g}) enters the current in the source, the "
                      f"membrane on Xylo: written as its steady state b/(1 − α_q); differs in the first steps by "
                      f"b·α^(t+1)/(1 − α)")
         biases_v.append(bv)
     if bias_channel:
-        log_line(f"{layers[0].neuron}: bias (enters the current from t = 0) -> weights of one extra input channel "
+        log_line(f"{layers[0].label}: bias (enters the current from t = 0) -> weights of one extra input channel "
                  f"spiking once at every step ({n_in} + 1 inputs): exact up to the weight rounding")
     x3 = xylo_audio3()
-    model, lifs = rockpool_modules(layers, dashes, biases_v, bias_channel, dt)
+    model, lifs = rockpool_modules(layers, dashes, gains, biases_v, bias_channel, dt)
     try:
         spec = x3.mapper(model.as_graph(), weight_dtype="float", threshold_dtype="float", dash_dtype="float",
                          max_hidden_neurons=int(limits.get("hidden_neurons", 992)),
@@ -280,19 +322,26 @@ def lower(net: SpikingNetwork, timesteps: int, dt: float, limits: dict[str, Any]
                          bits_per_threshold=threshold_bits)
     spec.update(q)
     _thresholds_and_biases(spec, floats, weight_bits, threshold_bits, layers, ids, log_line)
-    for key in ("dash_syn", "dash_mem", "dash_syn_out", "dash_mem_out"):
-        spec[key] = np.clip(spec[key], DASH_MIN, DASH_MAX).astype(int)
-    spec["dash_syn_2"] = np.clip(spec["dash_syn_2"], DASH_MIN, DASH_MAX).astype(int)
+    for key in ("dash_syn", "dash_mem", "dash_syn_out", "dash_mem_out", "dash_syn_2"):
+        spec[key] = np.clip(np.round(np.asarray(spec[key], dtype=np.float64)), DASH_MIN, DASH_MAX).astype(int)
     for x, nid in zip(layers[:-1], ids[:-1]):
-        log_line(f"{x.neuron}: {len(nid)} hidden neurons (ids {int(nid.min())}..{int(nid.max())}), fires up to "
+        log_line(f"{x.label}: {len(nid)} hidden neurons (ids {int(nid.min())}..{int(nid.max())}), fires up to "
                  f"{MAX_SPIKES_HIDDEN} spikes per step (⌊v/θ⌋; the source: at most 1)")
-    log_line(f"{layers[-1].neuron}: {len(ids[-1])} output neurons, at most 1 spike per step")
+    drain = DRAIN_STEPS if readout else 0
+    if readout:
+        log_line(f"{layers[-1].label}: {len(ids[-1])} output neurons with the largest threshold (never fire): the "
+                 f"readout is their membrane potential after T + {len(layers) - 1} + {drain} steps (the current "
+                 f"drains, < {100 * 0.5 ** drain:.1f} % left) ÷ the weight scale σ, in the source's units; 16-bit "
+                 "state saturates (counted at run time)")
+    else:
+        log_line(f"{layers[-1].label}: {len(ids[-1])} output neurons, at most 1 spike per step")
     for x in layers:
         _reset_line(x, log_line)
     log_line(f"timing: each hop between neuron layers takes one step on Xylo (the source: none, except the "
              f"recurrent edges, delayed one step in both); {len(layers) - 1} hop(s): the target runs T + "
              f"{len(layers) - 1} steps and reads layer k over steps [k, k + T)")
-    return XyloSpec(spec, layers, ids, timesteps, dt, bias_channel, n_in + bias_channel)
+    return XyloSpec(spec, layers, ids, timesteps, dt, bias_channel, n_in + bias_channel, pre=pre, readout=readout,
+                    drain=drain)
 
 
 def _full_size(spec: dict) -> None:
@@ -347,14 +396,16 @@ def _thresholds_and_biases(spec: dict, floats: dict, wbits: int, tbits: int, lay
         m = w.max(0)
         sigma = np.where(m > 0, wmax / np.where(m > 0, m, 1.0), 1.0)
         t = floats[th]
-        sigma = np.minimum(sigma, np.where(t > 0, (tmax - 1) / np.where(t > 0, t, 1.0), sigma))
+        integrate = part == "output" and layers[-1].neuron is None  # the readout never fires
+        if not integrate:
+            sigma = np.minimum(sigma, np.where(t > 0, (tmax - 1) / np.where(t > 0, t, 1.0), sigma))
         rounded = np.asarray(spec[th]).copy()
         if part == "hidden":
             spec["weights_in"] = np.round(w_in * sigma[None]).astype(int)
             spec["weights_rec"] = np.round(w_rec * sigma[None]).astype(int)
         else:
             spec["weights_out"] = np.round(w_out * sigma[None]).astype(int)
-        spec[th] = np.clip(np.floor(t * sigma) + 1, 1, tmax).astype(int)
+        spec[th] = np.full(len(t), tmax) if integrate else np.clip(np.floor(t * sigma) + 1, 1, tmax).astype(int)
         spec[bias] = np.clip(np.round(floats[bias] * sigma), -tmax - 1, tmax).astype(int)
         spec[f"sigma_{part}"] = sigma
         for x, nid in (zip(layers[:-1], ids[:-1]) if part == "hidden" else [(layers[-1], ids[-1])]):
@@ -365,12 +416,14 @@ def _thresholds_and_biases(spec: dict, floats: dict, wbits: int, tbits: int, lay
             err = float(np.abs(wq[nz] - wf[nz]).max()) if nz.any() else 0.0
             zero = int(((wq == 0) & nz).sum())
             s, thq = sigma[nid], np.asarray(spec[th])[nid]
+            thr = (f"threshold {tmax} (the largest: the readout integrates and never fires)" if integrate else
+                   f"threshold {x.theta:.5g} -> {int(thq.min())}..{int(thq.max())} ({tbits}-bit, ⌊σθ⌋ + 1 as Xylo "
+                   f"fires at v ≥ θ and the source at v > θ; channel_quantize's round(σθ): "
+                   f"{int(rounded[nid].min())}..{int(rounded[nid].max())})")
             line = (f"{x.synapse}{' + ' + x.rec if x.rec else ''}: channel_quantize ({wbits}-bit, per target neuron: "
                     f"max |w| -> {wmax}), scale σ {s.min():.4g}..{s.max():.4g} -> weights [{int(wq.min())}, "
                     f"{int(wq.max())}], max rounding error {err:.3g} LSB, {zero} of {int(nz.sum())} non-zero weights "
-                    f"rounded to 0; threshold {x.theta:.5g} -> {int(thq.min())}..{int(thq.max())} ({tbits}-bit, "
-                    f"⌊σθ⌋ + 1 as Xylo fires at v ≥ θ and the source at v > θ; channel_quantize's round(σθ): "
-                    f"{int(rounded[nid].min())}..{int(rounded[nid].max())})")
+                    f"rounded to 0; {thr}")
             if np.any(floats[bias][nid] != 0):
                 bq = np.asarray(spec[bias])[nid]
                 line += f"; bias -> [{int(bq.min())}, {int(bq.max())}] (σ·b, rounded)"
@@ -378,6 +431,8 @@ def _thresholds_and_biases(spec: dict, floats: dict, wbits: int, tbits: int, lay
 
 
 def _reset_line(x: Layer, log_line: Callable[[str], None]) -> None:
+    if x.neuron is None:
+        return
     if x.reset == "subtract":
         log_line(f"{x.neuron}: reset by subtraction in the source and on Xylo (same rule)")
     elif x.reset == "zero_late":

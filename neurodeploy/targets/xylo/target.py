@@ -67,11 +67,16 @@ class XyloTarget(Target):
                     f"(at most 15)")
         else:
             dep.log("input: direct (analog) input -> Bernoulli rate code, one event with probability x per step")
+        gain = 1.0 / opts.input_levels if net.encoding != "events" and opts.input_spikes == "graded" else 1.0
         xs = lower(net, meta.timesteps, dt, dict(prof.limits) if prof else {}, opts.weight_bits, opts.threshold_bits,
-                   dep.log)
+                   dep.log, input_gain=gain)
         dep.artifact = xs
+        physical = meta.dt_source != "default"
+        if not physical:
+            dep.log(f"time: dt = {dt:g} is the default, not a physical step (the network has no time unit): no "
+                    "duration per sample is reported, so the time-priced energy is not charged")
         dep.info.update({
-            "chip": "Xylo Audio 3 (SYNS65302)", "dt": dt, "encoding": net.encoding,
+            "chip": "Xylo Audio 3 (SYNS65302)", "dt": dt, "dt_physical": physical, "encoding": net.encoding,
             "layers": [{"synapse": x.synapse, "neuron": x.neuron, "recurrent": x.rec, "neurons": int(len(i)),
                         "ids": [int(i.min()), int(i.max())]} for x, i in zip(xs.layers, xs.ids)],
             "inputs": xs.n_inputs, "bias_channel": xs.bias_channel,
@@ -90,7 +95,11 @@ class XyloTarget(Target):
                 raise TargetError(f"xylo: event input must be [N, T={T}, ...], got {tuple(x.shape)}")
             ev = x.reshape(x.shape[0], T, -1).float()
         else:
-            x = x.reshape(x.shape[0], -1).float().clamp(0.0, 1.0)
+            x = x.float().clamp(0.0, 1.0)
+            with torch.no_grad():
+                for m in xs.pre:  # the input-side pooling, done by the host (logged at compile time)
+                    x = m(x)
+            x = x.reshape(x.shape[0], -1)
             if dep.options.input_spikes == "graded":
                 ev = torch.round(x * dep.options.input_levels).unsqueeze(1).expand(-1, T, -1)
             else:
@@ -110,7 +119,7 @@ class XyloTarget(Target):
         if len(x) == 0:
             raise TargetError("xylo: no inputs to simulate")
         xs = dep.artifact
-        T, D = xs.timesteps, xs.delay
+        T, D, R = xs.timesteps, xs.delay, xs.drain
         spec = {k: xs.spec[k] for k in _SPEC_KEYS}
         sim = xylo_audio3().XyloSim.from_specification(**spec, dt=xs.dt)
         w_in = np.asarray(spec["weights_in"])
@@ -120,7 +129,9 @@ class XyloTarget(Target):
         gen = torch.Generator().manual_seed(int(dep.options.seed))
         n = len(x)
         layers = xs.layers
-        spikes = {l.neuron: np.zeros(n) for l in layers}
+        spikes = {l.neuron: np.zeros(n) for l in layers if l.neuron}
+        sigma_out = np.asarray(xs.spec["sigma_output"])[xs.ids[-1]] if xs.readout else None
+        saturated = 0
         synops = {l.synapse: np.zeros(n) for l in layers}
         synops.update({l.rec: np.zeros(n) for l in layers if l.rec})
         logits = np.zeros((n, len(xs.ids[-1])))
@@ -139,12 +150,12 @@ class XyloTarget(Target):
             ev = np.clip(ev, 0, 15)
             if xs.bias_channel:
                 ev = np.concatenate([ev, np.ones(ev.shape[:2] + (1,), np.int64)], 2)
-            ev = np.concatenate([ev, np.zeros((ev.shape[0], D, ev.shape[2]), np.int64)], 1)
+            ev = np.concatenate([ev, np.zeros((ev.shape[0], D + R, ev.shape[2]), np.int64)], 1)
             for b in range(ev.shape[0]):
                 j = i0 + b
                 sim.reset_state()
                 out, _, rec = sim.evolve(ev[b], record=True)
-                hid = np.asarray(rec["Spikes"]).reshape(T + D, -1)
+                hid = np.asarray(rec["Spikes"]).reshape(T + D + R, -1)
                 synops[layers[0].synapse][j] = float((ev[b].sum(0) * fan_in).sum())
                 for k, l in enumerate(layers[:-1]):
                     s = hid[k:k + T][:, xs.ids[k]]
@@ -154,21 +165,30 @@ class XyloTarget(Target):
                     synops[layers[k + 1].synapse][j] = float(per @ fan[k][0])
                     if l.rec:
                         synops[l.rec][j] = float(per @ fan[k][1])
-                o = np.asarray(out).reshape(T + D, -1)[D:D + T][:, xs.ids[-1]]
-                logits[j] = o.sum(0)
-                spikes[layers[-1].neuron][j] = o.sum()
+                if xs.readout:
+                    v = np.asarray(rec["Vmem_out"]).reshape(T + D + R, -1)[-1][xs.ids[-1]]
+                    saturated += int((np.abs(v) >= 32767).any())
+                    logits[j] = v / sigma_out
+                else:
+                    o = np.asarray(out).reshape(T + D + R, -1)[D:D + T][:, xs.ids[-1]]
+                    logits[j] = o.sum(0)
+                    spikes[layers[-1].neuron][j] = o.sum()
         if clipped[0]:
             dep.log(f"input: {clipped[0]} channel-steps carried more than 15 events ({clipped[1]} events clipped) on "
                     f"{n} samples")
+        if saturated:
+            dep.log(f"readout: the 16-bit output membrane saturated on {saturated} of {n} samples")
         if any(multi.values()):
             dep.log(f"multi-spike (measured on {n} samples): hidden neuron-steps with ≥ 2 spikes on Xylo, where the "
                     f"source fires once: " + ", ".join(f"{k} {v} of {len(i) * T * n}" for (k, v), i in
                                                       zip(multi.items(), xs.ids)))
         top = logits.max(1, keepdims=True)
-        updates = {l.neuron: np.full(n, float(len(i) * (T + D))) for l, i in zip(layers, xs.ids)}
-        info = {"timesteps": T, "steps_simulated": T + D, "duration_ms": (T + D) * xs.dt * 1e3,
+        updates = {l.label: np.full(n, float(len(i) * (T + D + R))) for l, i in zip(layers, xs.ids)}
+        info = {"timesteps": T, "steps_simulated": T + D + R,
                 "ties": int(((logits == top).sum(1) > 1).sum()), "multi_spike_steps": multi,
-                "input_events_clipped": clipped[1], "chip": dep.info.get("chip")}
+                "input_events_clipped": clipped[1], "chip": dep.info.get("chip"), "readout_saturated": saturated}
+        if dep.info.get("dt_physical"):
+            info["duration_ms"] = (T + D + R) * xs.dt * 1e3  # the chip runs one step per dt
         return Outputs(logits.argmax(1), logits, spikes, synops, updates, info=info)
 
 
