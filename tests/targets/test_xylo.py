@@ -125,6 +125,9 @@ def test_braille_on_xylo_agreement_is_measured(fname, reset, floor, floor_rules,
     assert out.info["duration_ms"] == pytest.approx((T + 1) * DT * 1e3)  # T + 1 steps of dt = 0.1 ms
     energy = chip_energy(out, dep.profile, [], T)
     assert energy["joules_per_sample"] == pytest.approx(0.291e-6 * (T + 1) * DT * 1e3)  # 291 µW x 5.1 ms
+    assert out.info["cycles_per_step"] > 0 and out.info["clock_hz_real_time"] == pytest.approx(
+        out.info["cycles_per_step"] / DT)
+    assert any(line.startswith("rockpool's cycle model") for line in dep.lowering)
 
 
 def _xylo_rules_float(layers, x: torch.Tensor) -> np.ndarray:

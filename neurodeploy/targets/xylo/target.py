@@ -136,6 +136,7 @@ class XyloTarget(Target):
         synops.update({l.rec: np.zeros(n) for l in layers if l.rec})
         logits = np.zeros((n, len(xs.ids[-1])))
         multi = {l.neuron: 0 for l in layers[:-1]}
+        active = [0, 0, 0]  # channel-steps with input events, hidden and output neuron-steps with spikes
         clipped = [0, 0]
         fan = []  # per hidden layer: (fan-out to the next layer, recurrent fan-out) per neuron
         for k, l in enumerate(layers[:-1]):
@@ -156,6 +157,9 @@ class XyloTarget(Target):
                 sim.reset_state()
                 out, _, rec = sim.evolve(ev[b], record=True)
                 hid = np.asarray(rec["Spikes"]).reshape(T + D + R, -1)
+                active[0] += int(np.count_nonzero(ev[b]))
+                active[1] += int(np.count_nonzero(hid))
+                active[2] += int(np.count_nonzero(out))
                 synops[layers[0].synapse][j] = float((ev[b].sum(0) * fan_in).sum())
                 for k, l in enumerate(layers[:-1]):
                     s = hid[k:k + T][:, xs.ids[k]]
@@ -187,9 +191,35 @@ class XyloTarget(Target):
         info = {"timesteps": T, "steps_simulated": T + D + R,
                 "ties": int(((logits == top).sum(1) > 1).sum()), "multi_spike_steps": multi,
                 "input_events_clipped": clipped[1], "chip": dep.info.get("chip"), "readout_saturated": saturated}
+        steps = n * (T + D + R)
+        prob = (active[0] / (steps * ev.shape[2]), active[1] / (steps * w_rec.shape[0]),
+                active[2] / (steps * w_out.shape[1]))
+        cycles = cycles_per_step(spec, *prob)
+        info["cycles_per_step"] = cycles
+        line = (f"rockpool's cycle model (syns63300/power_cycles_model.py, Xylo IMU / Audio 3) at the measured "
+                f"activity (input {prob[0]:.3f}, hidden {prob[1]:.3f}, output {prob[2]:.3f} active per step): "
+                f"{cycles:.0f} master-clock cycles per step")
+        if dep.info.get("dt_physical"):
+            info["clock_hz_real_time"] = cycles / xs.dt
+            line += f", {cycles / xs.dt / 1e6:.3g} MHz to keep up with dt = {xs.dt:g} s"
+        dep.log(line)
         if dep.info.get("dt_physical"):
             info["duration_ms"] = (T + D + R) * xs.dt * 1e3  # the chip runs one step per dt
         return Outputs(logits.argmax(1), logits, spikes, synops, updates, info=info)
 
 
-__all__ = ["XyloTarget"]
+def cycles_per_step(spec: dict[str, Any], input_p: float, hidden_p: float, output_p: float) -> float:
+    """Master-clock cycles per time step from rockpool's cycle model (rockpool/devices/xylo/syns63300/
+    power_cycles_model.py ``cycles_model``, which reads only the weight matrices and the alias
+    targets of its configuration argument: given here as plain namespaces, no samna object)."""
+    from types import SimpleNamespace as NS
+
+    from rockpool.devices.xylo.syns63300.power_cycles_model import cycles_model
+
+    w_rec = np.asarray(spec["weights_rec"])
+    config = NS(input=NS(weights=np.asarray(spec["weights_in"])), readout=NS(weights=np.asarray(spec["weights_out"])),
+                hidden=NS(weights=w_rec, neurons=[NS(alias_target=None) for _ in range(w_rec.shape[0])]))
+    return float(cycles_model(config, input_p, hidden_p, output_p))
+
+
+__all__ = ["XyloTarget", "cycles_per_step"]
