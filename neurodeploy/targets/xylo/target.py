@@ -25,6 +25,7 @@ from ...ir.metadata import DeployMeta
 from ...recipe import Profile
 from ..base import Deployment, Outputs, Target, register_target
 from .backend import xylo_status
+from .lower import MAX_EVENTS_IN
 from .options import XyloOptions
 
 log = logging.getLogger(__name__)
@@ -146,9 +147,9 @@ class XyloTarget(Target):
             fan.append((to_next.sum(1).astype(np.float64), rec))
         for i0 in tqdm(range(0, n, batch_size), desc="xylo", disable=not progress, leave=False):
             ev = self.events(dep, x[i0:i0 + batch_size], gen)
-            clipped[0] += int((ev > 15).sum())
-            clipped[1] += int(np.clip(ev - 15, 0, None).sum())
-            ev = np.clip(ev, 0, 15)
+            clipped[0] += int((ev > MAX_EVENTS_IN).sum())
+            clipped[1] += int(np.clip(ev - MAX_EVENTS_IN, 0, None).sum())
+            ev = np.clip(ev, 0, MAX_EVENTS_IN)
             if xs.bias_channel:
                 ev = np.concatenate([ev, np.ones(ev.shape[:2] + (1,), np.int64)], 2)
             ev = np.concatenate([ev, np.zeros((ev.shape[0], D + R, ev.shape[2]), np.int64)], 1)
