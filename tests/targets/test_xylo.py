@@ -67,7 +67,10 @@ def test_xylosim_neuron_and_timing():
     """The facts the lowering relies on (lower.py docstring), measured on xylosim: the current decays
     after the step's input is added, v ≥ θ fires ⌊v/θ⌋ (≤ 31) spikes with subtractive reset, a hidden
     spike reaches the output neurons one step later."""
+    from neurodeploy.targets._samna_shim import real_samna_available, uses_placeholders
+
     sim_cls = backend.xylo_audio3().XyloSim
+    assert real_samna_available()[0] or uses_placeholders()  # the PyPI samna stub is never imported
     inp = np.zeros((6, 1), int)
     inp[1, 0] = 1
     sim = sim_cls.from_specification(weights_in=np.array([[100]]), weights_out=np.array([[120]]),
@@ -103,6 +106,10 @@ def test_braille_on_xylo_agreement_is_measured(fname, reset, floor, floor_rules,
     text = "\n".join(dep.lowering)
     assert "dash_syn=" in text and "dash_mem=" in text and "channel_quantize (8-bit" in text
     assert "38 hidden neurons" in text or "40 hidden neurons" in text
+    n = 38 if reset == "zero" else 40
+    inputs = 13 if reset == "zero" else 12  # bias_zero has biases: one extra always-on input channel
+    assert (f"resources (Xylo Audio 3): {inputs} of 16 input channels, {n} of 992 hidden neurons, 7 of 16 outputs, "
+            f"input expansion {n} of 128, output expansion {n} of 128") in text
     assert ("Xylo resets by subtraction only" in text) == (reset == "zero")
     out = target.run(dep, x)
     net.record = True

@@ -140,8 +140,9 @@ def dash_of(decay: float) -> tuple[int, float]:
     return d, 1.0 - 2.0 ** -d
 
 
-def check_limits(layers: list[Layer], n_inputs: int, limits: dict[str, Any]) -> None:
-    """Xylo™Audio 3's resources (profile [limits]); XyloLimitError naming the limit and the layer."""
+def check_limits(layers: list[Layer], n_inputs: int, limits: dict[str, Any]) -> str:
+    """Xylo™Audio 3's resources (profile [limits]); XyloLimitError naming the limit and the layer.
+    Returns one line of what the network uses of each."""
     lim = {"inputs": 16, "hidden_neurons": 992, "outputs": 16, "input_expansion_neurons": 128,
            "output_expansion_neurons": 128, "hidden_weights": 31744, "max_fan_out": 1024, **limits}
     if len(layers) < 2:
@@ -178,6 +179,13 @@ def check_limits(layers: list[Layer], n_inputs: int, limits: dict[str, Any]) -> 
         if fan.max() > lim["max_fan_out"]:
             raise XyloLimitError(f"layer {x.label!r}: a neuron projects to {int(fan.max())} synapses > "
                                  f"{lim['max_fan_out']}, Xylo's fan-out per hidden neuron")
+    fans = [int(((layers[k + 1].w != 0).sum(0) + ((x.wr != 0).sum(0) if x.wr is not None else 0)).max())
+            for k, x in enumerate(layers[:-1])]
+    return (f"resources (Xylo Audio 3): {n_inputs} of {lim['inputs']} input channels, {hidden} of "
+            f"{lim['hidden_neurons']} hidden neurons, {last.w.shape[0]} of {lim['outputs']} outputs, input expansion "
+            f"{first.w.shape[0]} of {lim['input_expansion_neurons']}, output expansion {feed.w.shape[0]} of "
+            f"{lim['output_expansion_neurons']}, {sum(n for _, n in hw)} of {lim['hidden_weights']} hidden weights, "
+            f"largest fan-out {max(fans)} of {lim['max_fan_out']}")
 
 
 __all__ = ["DASH_MAX", "DASH_MIN", "Layer", "XyloLimitError", "chain", "check_limits", "dash_of", "layers_of"]

@@ -118,7 +118,7 @@ def lower(net: SpikingNetwork, timesteps: int, dt: float, limits: dict[str, Any]
                  f"before the input coding (linear, ahead of the first weights): {tuple(net.input_shape)} -> {n_in} "
                  "input channels")
     bias_channel = bool(np.any(layers[0].b != 0))
-    check_limits(layers, n_in + bias_channel, limits)
+    log_line(check_limits(layers, n_in + bias_channel, limits))
     readout = layers[-1].neuron is None
     dashes, gains, biases_v = [], [], []
     for k, x in enumerate(layers):
