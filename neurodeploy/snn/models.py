@@ -71,6 +71,20 @@ def digits_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int)
     ]
 
 
+@register_model
+def digits_pooled_mlp(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> Spec:
+    """2×2 average pooling, then a two-layer perceptron: 8×8 digits become 16 inputs, which fits
+    Xylo's 16 input channels (the pooling is done by the host before the input coding there)."""
+    c, h, w = input_shape
+    return [
+        ("pool", nn.AvgPool2d(2)),
+        ("flatten", nn.Flatten()),
+        ("fc1", nn.Linear(c * (h // 2) * (w // 2), 32 * cfg.width, bias=False)),
+        ("sn1", None),
+        ("fc2", nn.Linear(32 * cfg.width, num_classes, bias=False)),
+    ]
+
+
 def neuron_spec(cfg: ModelConfig) -> NeuronSpec:
     return NeuronSpec(
         threshold=1.0,

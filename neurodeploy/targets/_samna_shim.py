@@ -126,9 +126,10 @@ def real_samna() -> types.ModuleType:
     return importlib.import_module("samna")
 
 
-def install_placeholders() -> None:
-    """Put the placeholder modules into ``sys.modules`` (idempotent; never replaces a real module)."""
-    for name in PLACEHOLDER_MODULES:
+def install_placeholders(names: tuple[str, ...] = PLACEHOLDER_MODULES) -> None:
+    """Put the placeholder modules ``names`` (default: the ones sinabs imports) into ``sys.modules``
+    (idempotent; never replaces a real module). A parent must come before its submodules."""
+    for name in names:
         if name in sys.modules:
             continue
         mod = _PlaceholderModule(name)

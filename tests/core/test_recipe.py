@@ -147,7 +147,7 @@ def test_every_shipped_recipe_passes():
     from neurodeploy.recipe import shipped_recipes
 
     names = [n for n, _ in shipped_recipes()]
-    assert len(names) == 20
+    assert len(names) == 21
     for n in names:
         assert load_recipe(n).name == n
 

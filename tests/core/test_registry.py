@@ -58,10 +58,11 @@ def test_listing_targets_imports_no_simulator():
     import subprocess
 
     code = ("import sys; from neurodeploy.targets import list_targets; names = list_targets(); "
-            "print(names, [m for m in ('neurodeploy.targets.loihi.lava', 'neurodeploy.targets.speck', 'sinabs') "
+            "print(names, [m for m in ('neurodeploy.targets.loihi.lava', 'neurodeploy.targets.speck', 'sinabs', "
+            "'neurodeploy.targets.xylo', 'rockpool', 'xylosim') "
             "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['lava', 'loihi-emu', 'onnx', 'speck', 'torch'] []"
+    assert out.strip() == "['lava', 'loihi-emu', 'onnx', 'speck', 'torch', 'xylo'] []"
 
 
 def test_model_and_dataset_registries_refuse_duplicates():

@@ -75,7 +75,7 @@ def test_report_profile_packaged_and_inside(run):
 def test_report_profile_outside_refused(run, value):
     shutil.copy(TARGETS_DIR / "loihi2.toml", run.dir.parent / "outside.toml")  # a valid profile, but outside
     with pytest.raises(NeurodeployError, match=r"report\.json: targets\.lava\.profile = .*packaged profile "
-                                               r"\(cmos45nm, loihi2, speck2f\) or a file inside the run folder"):
+                                               r"\(cmos45nm, loihi2, speck2f, xylo-audio3\) or a file inside the run folder"):
         report_profile(run, "lava", value)
 
 
