@@ -47,25 +47,26 @@ RUN_SUBDIRS = ("figures", "outputs", "surrogate")
 REPORT_TABLES = ("dataset", "source", "energy", "targets", "robustness")
 REPORT_LISTS = ("figures",)
 
-_held: dict[str, list[int]] = {}  # run folder -> [fd, depth] for the locks this process holds
+_held: dict[tuple[str, int, int], list[int]] = {}  # (folder, pid, thread) -> [fd, depth]: the locks held here
 _held_guard = threading.Lock()
 
 
 @contextlib.contextmanager
 def run_lock(run_dir: str | Path) -> Iterator[None]:
     """An exclusive ``flock(2)`` on the run folder itself (no lock file is written), re-entrant in
-    one process. Every read-modify-write of a shared run-folder file (report.json, stages.json)
+    one thread. Every read-modify-write of a shared run-folder file (report.json, stages.json)
     happens under it, so two commands on one run folder (``simulate --target a`` and ``simulate
     --target b``, or ``simulate`` and ``attack``) both keep their results: the second waits for the
     first's update, then reads the report with it and adds its own. Readers need no lock (every
-    file is replaced by one atomic rename)."""
-    key = str(Path(run_dir).resolve())
+    file is replaced by one atomic rename). Keyed by process and thread: a forked child or another
+    thread opens its own descriptor and waits like another command would."""
+    key = (str(Path(run_dir).resolve()), os.getpid(), threading.get_ident())
     with _held_guard:
         entry = _held.get(key)
         if entry is not None:
             entry[1] += 1
     if entry is None:
-        fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(key[0], os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except BaseException:
