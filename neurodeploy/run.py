@@ -200,7 +200,26 @@ class Run:
     # -------------------------------------------------------------- report
     def report(self) -> dict[str, Any]:
         """report.json (empty before the first stage), checked for the shape the stages rely on."""
-        return check_report(read_report(self.dir), self.dir / "report.json")
+        try:
+            report = read_report(self.dir)
+        except UnicodeDecodeError as e:
+            raise NeurodeployError(f"{self.dir / 'report.json'}: not UTF-8 text ({e.reason} at byte {e.start}); "
+                                   "delete it to rebuild it from the run's artifacts") from None
+        return check_report(report, self.dir / "report.json")
+
+    def check(self) -> None:
+        """Read every run-folder file a command may use (report.json, stages.json, outputs/*.npz) and
+        refuse a damaged one before any work (one line naming the file and what is wrong)."""
+        from .stages.resume import read_ledger
+
+        report = self.report()
+        read_ledger(self)
+        folder = self.dir / OUTPUTS_DIR
+        for path in sorted(folder.glob("*.npz")) if folder.is_dir() else []:
+            name = path.stem
+            n = (report.get("dataset", {}).get("n_test") if name == SOURCE_OUTPUTS else
+                 report.get("targets", {}).get(name, {}).get("n_samples"))
+            self.load_outputs(name, n if isinstance(n, int) and not isinstance(n, bool) else None)
 
     def save_report(self, report: dict[str, Any]) -> None:
         """Replace report.json and report.md (callers that read first hold :meth:`locked`)."""
@@ -291,8 +310,10 @@ def _check_outputs(d: dict[str, np.ndarray], path: Path, n: int | None) -> dict[
 
 
 def load_run(path: str | Path) -> Run:
-    """Open a run folder written by ``neurodeploy run``."""
-    return Run(path)
+    """Open a run folder written by ``neurodeploy run``; its files are checked first (:meth:`Run.check`)."""
+    run = Run(path)
+    run.check()
+    return run
 
 
 def clear_run_dir(run_dir: Path) -> None:
