@@ -71,7 +71,7 @@ def finetune_stage(run: Run, targets: list[str], progress: bool = True, resume_d
     data = EvalSet.of(run)
     for name, target in chosen.items():
         fp = resume.finetune_fp(run, name)
-        s = deploy_and_score(run, target, graph, meta, data, progress)
+        s = deploy_and_score(run, target, graph, meta, data, progress, run.dir / FINETUNED_NIR)
 
         def change(report: dict[str, Any], name: str = name, s: Any = s) -> None:
             entry = report.setdefault("targets", {}).setdefault(name, {})
