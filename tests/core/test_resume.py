@@ -129,3 +129,39 @@ def test_a_target_rerun_alone_invalidates_what_reads_it(tmp_path, monkeypatch):
     calls = Calls(monkeypatch)
     run_all(recipe, out, progress=False)
     assert calls.log == ["energy"]
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_target_then_resume(tmp_path, monkeypatch):
+    """A real `neurodeploy run` process killed (SIGKILL) once its first target is recorded: the rerun
+    redoes exactly the stages the ledger does not hold, in chain order, and nothing else."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from neurodeploy.run import load_run
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE)
+    out = tmp_path / "out"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "neurodeploy.cli", "-q", "run", str(recipe), "--out", str(out)],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ledger = out / "stages.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and p.poll() is None:
+        if ledger.is_file() and "simulate:torch" in ledger.read_text():
+            break
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    done = set(json.loads(ledger.read_text()))
+    assert {"train", "export", "source", "simulate:torch"} <= done
+    load_run(out)  # every file the kill left is whole (atomic renames): the check passes
+    chain = ["simulate:loihi-emu", "energy", "attack"]
+    calls = Calls(monkeypatch)
+    report = run_all(recipe, out, progress=False)
+    assert calls.log == [k for k in chain if k not in done]
+    assert set(report["targets"]) == {"torch", "loihi-emu"} and "robustness" in report
