@@ -7,6 +7,7 @@ import pytest
 import neurodeploy.stages as stages
 import neurodeploy.train.run as train_run
 from neurodeploy.errors import SimulationError
+from neurodeploy.run import load_run
 from neurodeploy.stages import run_all
 from neurodeploy.targets.loihi.emu import LoihiEmuTarget
 
@@ -16,6 +17,7 @@ seed = 1
 timesteps = 4
 [data]
 name = "digits"
+test_fraction = 0.1
 [model]
 name = "digits_convnet"
 [train.ann]
@@ -124,8 +126,7 @@ def test_a_target_rerun_alone_invalidates_what_reads_it(tmp_path, monkeypatch):
                       .replace('sections = ["clean", "fgsm"]', 'sections = ["clean"]'))
     out = tmp_path / "out"
     run_all(recipe, out, progress=False)
-    run = stages.load_run(out) if hasattr(stages, "load_run") else __import__("neurodeploy").load_run(out)
-    stages.simulate_stage(run, ["torch"], progress=False)
+    stages.simulate_stage(load_run(out), ["torch"], progress=False)
     calls = Calls(monkeypatch)
     run_all(recipe, out, progress=False)
     assert calls.log == ["energy"]
@@ -140,8 +141,6 @@ def test_sigkill_during_a_target_then_resume(tmp_path, monkeypatch):
     import subprocess
     import sys
     import time
-
-    from neurodeploy.run import load_run
 
     recipe = tmp_path / "r.toml"
     recipe.write_text(RECIPE)
