@@ -6,10 +6,12 @@ Ctrl-C exits 130. Library code logs; only this module prints and sets log levels
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from .errors import NeurodeployError
 
@@ -38,12 +40,29 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _new_folder(out: str | Path) -> Iterator[None]:
+    """A folder a command creates is removed again when the command fails on bad input (and the
+    folder holds nothing but what :func:`neurodeploy.run.discard_new_run_dir` removes)."""
+    from .run import discard_new_run_dir
+
+    out = Path(out)
+    created = not out.exists()
+    try:
+        yield
+    except NeurodeployError:
+        if created and out.is_dir():
+            discard_new_run_dir(out)
+        raise
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from .run import prepare_run_dir
     from .stages import train_stage
 
-    run = prepare_run_dir(a.recipe, a.out, force=a.force)
-    train_stage(run, progress=not a.quiet)
+    with _new_folder(a.out):
+        run = prepare_run_dir(a.recipe, a.out, force=a.force)
+        train_stage(run, progress=not a.quiet)
     print(f"checkpoints in {run.dir}")
     return 0
 
@@ -124,8 +143,9 @@ def cmd_import(a: argparse.Namespace) -> int:
     except ValueError:
         raise NeurodeployError(f"--input-shape {a.input_shape!r}: give positive integers, e.g. 1,8,8") from None
     guard_run_dir(a.out, a.force, "import", own=("model.nir",))
-    _, _, _, lines = import_nir(a.model, a.dt, a.timesteps, a.encoding, convention=a.convention, reset=a.reset,
-                                input_shape=shape, out=a.out)
+    with _new_folder(a.out):
+        _, _, _, lines = import_nir(a.model, a.dt, a.timesteps, a.encoding, convention=a.convention,
+                                    reset=a.reset, input_shape=shape, out=a.out)
     print("\n".join(lines))
     print(f"wrote {Path(a.out) / 'model.nir'}")
     return 0
@@ -138,7 +158,8 @@ def cmd_convert(a: argparse.Namespace) -> int:
 
     recipe = load_recipe(a.recipe)
     guard_run_dir(a.out, a.force, "convert")
-    s = convert_onnx_to_folder(a.model, recipe, a.out, finetune=not a.no_finetune, progress=not a.quiet)
+    with _new_folder(a.out):
+        s = convert_onnx_to_folder(a.model, recipe, a.out, finetune=not a.no_finetune, progress=not a.quiet)
     ann = "n/a" if s["ann_accuracy"] is None else f"{s['ann_accuracy']:.4f}"
     print(f"ANN twin accuracy {ann} | SNN accuracy {s['snn_accuracy']:.4f}")
     if "nir_refused" in s:
@@ -152,8 +173,9 @@ def cmd_export_onnx(a: argparse.Namespace) -> int:
     from .run import load_run
 
     run = load_run(a.run_dir)
-    export_snn_onnx(run.model, run.dir / "snn.onnx")
-    export_ann_onnx(run.ann, tuple(run.model.input_shape), run.dir / "ann.onnx")
+    snn, ann = run.model, run.ann  # both loaded (and checked) before either file is written
+    export_snn_onnx(snn, run.dir / "snn.onnx")
+    export_ann_onnx(ann, tuple(snn.input_shape), run.dir / "ann.onnx")
     print(f"wrote {run.dir / 'snn.onnx'} and {run.dir / 'ann.onnx'}")
     return 0
 

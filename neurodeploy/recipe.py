@@ -213,6 +213,8 @@ _CHOICES: dict[tuple[str, str], "tuple[str, ...] | str"] = {
     ("model", "pooling"): ("avg", "max"),
     ("model", "nir_convention"): ("", "nir", "sinabs", "snntorch", "norse", "rockpool", "spyx"),
     ("model", "nir_reset"): ("", "zero", "subtract"),
+    ("train.ann", "optimizer"): ("adam", "sgd"),  # train/common.py make_optimizer
+    ("train.snn", "optimizer"): ("adam", "sgd"),
     ("train.snn", "method"): ("bptt", "hire"),
     ("train.snn", "noise"): ("crafted", "gaussian"),
     ("deploy", "input_spikes"): ("rate", "graded"),

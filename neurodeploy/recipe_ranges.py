@@ -53,7 +53,7 @@ FRACTION = Range(0, 1, lo_open=True)  # (0, 1]
 #: field (dotted path in the recipe) -> allowed range
 RANGES: dict[str, Range] = {
     "seed": NON_NEGATIVE,  # numpy's default_rng refuses negative seeds
-    "timesteps": AT_LEAST_1,
+    "timesteps": Range(1, 100_000),  # the cap our NIR metadata allows (ir/metadata.py MAX_TIMESTEPS)
     "data.test_fraction": Range(0, 1, lo_open=True, hi_open=True),
     "data.batch_size": AT_LEAST_1,
     "data.time_bins": NON_NEGATIVE,

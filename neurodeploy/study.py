@@ -134,7 +134,7 @@ def run_study(recipes: Sequence[str | Path | Recipe], seeds: Sequence[int], out_
     out = Path(out_dir) if out_dir is not None else None
     runs: list[RunResult] = []
     if out is not None and (out / "study.json").is_file():
-        runs = [RunResult(**r) for r in json.loads((out / "study.json").read_text())["runs"]]
+        runs = read_study(out / "study.json")
     done = {(r.recipe, r.seed) for r in runs}
     for spec in recipes:
         base = spec if isinstance(spec, Recipe) else load_recipe(spec)
@@ -153,6 +153,46 @@ def run_study(recipes: Sequence[str | Path | Recipe], seeds: Sequence[int], out_
     if out is not None:
         _write(out, runs)
     return runs, summaries
+
+
+def read_study(path: Path) -> list[RunResult]:
+    """The runs of a study.json :func:`run_study` wrote; one :class:`NeurodeployError` naming the file
+    and the entry when it is not that (not JSON, ``runs`` not a list, a run with missing, unknown or
+    mistyped fields)."""
+    from dataclasses import fields
+
+    from .errors import NeurodeployError
+
+    fix = "; delete it to start the study over"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise NeurodeployError(f"{path}: corrupt study file ({e}){fix}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise NeurodeployError(f"{path}: must be a JSON object with a 'runs' list{fix}")
+    types = {f.name: f.type for f in fields(RunResult)}
+    numbers = {"clean", "fgsm", "pgd", "train_seconds"}
+    runs = []
+    for i, r in enumerate(data["runs"]):
+        where = f"{path}: runs[{i}]"
+        if not isinstance(r, dict):
+            raise NeurodeployError(f"{where} must be a JSON object{fix}")
+        missing = [k for k in ("recipe", "seed", *sorted(numbers - {"train_seconds"})) if k not in r]
+        unknown = sorted(set(r) - set(types))
+        if missing or unknown:
+            raise NeurodeployError(f"{where}: {'missing ' + ', '.join(missing) if missing else ''}"
+                                   f"{'; ' if missing and unknown else ''}"
+                                   f"{'unknown ' + ', '.join(unknown) if unknown else ''}{fix}")
+        bad = [k for k, v in r.items()
+               if (k == "recipe" and not isinstance(v, str))
+               or (k in ("seed", "samples") and (isinstance(v, bool) or not isinstance(v, int)))
+               or ((k in numbers or k in ("ann", "converted")) and v is not None
+                   and (isinstance(v, bool) or not isinstance(v, (int, float))))
+               or (k == "sparsity" and not isinstance(v, dict))]
+        if bad:
+            raise NeurodeployError(f"{where}: {', '.join(bad)} of the wrong type{fix}")
+        runs.append(RunResult(**r))
+    return runs
 
 
 def _write(out: Path, runs: list[RunResult]) -> None:

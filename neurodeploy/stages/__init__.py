@@ -13,12 +13,15 @@ Each stage reads the previous stage's artifact in the run folder, so any stage c
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from ..errors import NeurodeployError
 from ..recipe import resolve_recipe_path
-from ..run import prepare_run_dir
-from ..targets import get_target
+from ..run import RECIPE_FILE, Run, discard_new_run_dir, prepare_run_dir
+from ..targets import get_target, list_targets
+from . import resume
 from .attack import attack_stage
 from .deploy import EvalSet, Scored, deploy, deploy_and_score, target_options
 from .energy import energy_stage
@@ -29,27 +32,76 @@ from .simulate import simulate_stage
 from .source import source_done, source_predictions, source_stage
 from .train import train_stage, train_surrogate
 
+log = logging.getLogger(__name__)
+
 
 def run_all(recipe: str | Path, out: str | Path, targets: list[str] | None = None, force: bool = False,
             progress: bool = True) -> dict[str, Any]:
-    """The whole chain: (import | train), export, source, simulate, energy, finetune, attack."""
+    """The whole chain: (import | train), export, source, simulate, energy, finetune, attack.
+
+    Resumes stage by stage (:mod:`.resume`): on a folder an interrupted run left behind, every stage
+    (and every target) whose artifacts are complete and whose inputs are unchanged is skipped, the
+    rest is redone. A recipe edited in place (same ``name``) redoes the stages that read the edited
+    fields and those after them. A folder this call created is removed again when the recipe is
+    refused before any artifact was written."""
+    fresh = not (Path(out) / RECIPE_FILE).exists()
     run = prepare_run_dir(recipe, out, force)
-    targets = targets if targets is not None else list(run.recipe.deploy.targets)
-    for t in targets:  # fail early on a typo, before any training
-        get_target(t)
+    try:
+        targets = targets if targets is not None else list(run.recipe.deploy.targets)
+        for t in targets:  # fail early on a typo, before any training
+            get_target(t)
+        _chain(run, recipe, targets, progress)
+    except NeurodeployError:
+        if fresh:
+            discard_new_run_dir(run.dir)
+        raise
+    return run.report()
+
+
+def _chain(run: Run, recipe: str | Path, targets: list[str], progress: bool) -> None:
+    def step(key: str, fp: str, fn: Callable[[], Any]) -> None:
+        if resume.is_done(run, key, fp):
+            resume.skip(key)
+        else:
+            fn()
+
     if run.imported:
         src = Path(run.recipe.model.nir)
         if not src.is_absolute():
             src = resolve_recipe_path(recipe).resolve().parent / src
-        import_stage(run, src)
+        step("import", resume.import_fp(run, src), lambda: import_stage(run, src))
     train_stage(run, progress)
-    export_stage(run)
-    source_stage(run)
-    simulate_stage(run, targets, progress)
-    energy_stage(run)
-    finetune_stage(run, targets, progress)
-    attack_stage(run, targets, progress)
-    return run.report()
+    if not run.imported:
+        step("export", resume.export_fp(run), lambda: export_stage(run))
+    step("source", resume.source_fp(run), lambda: source_stage(run))
+    _drop_stale_targets(run, targets)
+    todo = []
+    for t in targets:
+        if resume.is_done(run, f"simulate:{t}", resume.simulate_fp(run, t)):
+            resume.skip(f"simulate:{t}")
+        else:
+            todo.append(t)
+    if todo:
+        simulate_stage(run, todo, progress)
+    step("energy", resume.energy_fp(run), lambda: energy_stage(run))
+    finetune_stage(run, targets, progress, resume_done=True)
+    step("attack", resume.attack_fp(run, targets), lambda: attack_stage(run, targets, progress))
+
+
+def _drop_stale_targets(run: Run, targets: list[str]) -> None:
+    """Targets in report.json that this run does not simulate again, whose recorded inputs are not
+    today's (another model.nir, another recipe): their entries and outputs would mix two networks."""
+    report = run.report()
+    stale = [n for n in report.get("targets", {}) if n not in targets and n in list_targets()
+             and resume.stale(run, f"simulate:{n}", resume.simulate_fp(run, n))]
+    if not stale:
+        return
+    log.warning("resume: dropping the stale results of %s (computed from other inputs)", ", ".join(stale))
+    with run.locked():
+        run.update_report(lambda r: [r["targets"].pop(n, None) for n in stale])
+        for n in stale:
+            run.outputs_path(n).unlink(missing_ok=True)
+        resume.forget(run, *[f"{k}:{n}" for n in stale for k in ("simulate", "finetune")])
 
 
 __all__ = ["EvalSet", "Scored", "attack_stage", "deploy", "deploy_and_score", "energy_stage", "export_stage",

@@ -16,6 +16,7 @@ from ..ir import read_nir
 from ..run import Run
 from ..targets import get_target
 from ..util import seed_everything
+from . import resume
 from .deploy import deploy
 from .train import train_surrogate
 
@@ -27,8 +28,7 @@ def attack_stage(run: Run, targets: list[str] | None = None, progress: bool = Tr
     from ..report.figures_robustness import write_robustness_figures
 
     r, a = run.recipe, run.recipe.attack
-    report = run.report()
-    targets = list(report.get("targets", {})) if targets is None else targets
+    targets = list(run.report().get("targets", {})) if targets is None else targets
     x, y = run.test_data()
     seed_everything(r.seed)
     queries = {}
@@ -49,8 +49,15 @@ def attack_stage(run: Run, targets: list[str] | None = None, progress: bool = Tr
                           ann=run.ann if run.has_ann else None, surrogate_model=surrogate, targets=queries,
                           stand_ins=stand_ins)
     rob = robustness_report(inputs, a, progress=progress)
-    report["robustness"] = rob
-    figs = write_robustness_figures(rob, run.dir / "figures")
-    report["figures"] = sorted(set(report.get("figures", [])) | {str(Path(p).relative_to(run.dir)) for p in figs})
-    run.save_report(report)
+    fp = resume.attack_fp(run, targets)  # after the surrogate: its stamp is an input
+    with run.locked():
+        figs = write_robustness_figures(rob, run.dir / "figures")
+
+        def change(report: dict[str, Any]) -> None:
+            report["robustness"] = rob
+            report["figures"] = sorted(set(report.get("figures", [])) | {str(Path(p).relative_to(run.dir))
+                                                                         for p in figs})
+
+        report = run.update_report(change)
+        resume.record(run, "attack", fp, sections=[["robustness"]])
     return report

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import nir
 import numpy as np
 import torch
 
+from ..errors import NeurodeployError
 from ..ir import DeployMeta
 from ..run import Run
 from ..targets import Deployment, Outputs, Target
@@ -29,9 +31,27 @@ def target_options(run: Run, name: str) -> dict[str, Any]:
             **d.target_options.get(name, {})}
 
 
-def deploy(run: Run, target: Target, graph: nir.NIRGraph, meta: DeployMeta) -> Deployment:
-    """Compile ``graph`` for ``target`` with the recipe's options (the target's default profile)."""
-    return target.compile(graph, meta, None, target_options(run, target.name))
+def named(e: NeurodeployError, path: Path, target: str) -> NeurodeployError:
+    """``e`` with the graph's file named: a target sees only the graph, so its errors say ``<graph>``."""
+    msg = str(e)
+    if "<graph>" in msg:
+        msg = msg.replace("<graph>", str(path))
+    elif str(path) not in msg:
+        msg = f"{path}: target {target}: {msg}"
+    try:
+        return type(e)(msg)
+    except TypeError:  # an exception type with another constructor
+        return NeurodeployError(msg)
+
+
+def deploy(run: Run, target: Target, graph: nir.NIRGraph, meta: DeployMeta, source: Path | None = None
+           ) -> Deployment:
+    """Compile ``graph`` (read from ``source``, default ``model.nir``) for ``target`` with the recipe's
+    options (the target's default profile); an error names the file."""
+    try:
+        return target.compile(graph, meta, None, target_options(run, target.name))
+    except NeurodeployError as e:
+        raise named(e, source or run.nir_path, target.name) from None
 
 
 @dataclass
@@ -61,11 +81,14 @@ class Scored:
 
 
 def deploy_and_score(run: Run, target: Target, graph: nir.NIRGraph, meta: DeployMeta, data: EvalSet,
-                     progress: bool = True) -> Scored:
+                     progress: bool = True, source: Path | None = None) -> Scored:
     """Compile ``graph`` for ``target``, simulate ``data.x``, score the predictions."""
     t0 = time.time()
-    dep = deploy(run, target, graph, meta)
-    out = target.run(dep, data.x, progress=progress)
+    dep = deploy(run, target, graph, meta, source)
+    try:
+        out = target.run(dep, data.x, progress=progress)
+    except NeurodeployError as e:
+        raise named(e, source or run.nir_path, target.name) from None
     seconds = time.time() - t0
     return Scored(dep, out, float((out.predictions == data.y.numpy()).mean()),
                   float((out.predictions == data.source_pred).mean()), seconds)

@@ -12,21 +12,31 @@ from typing import Any
 from ..errors import NeurodeployError
 from ..recipe import TARGETS_DIR, Profile, load_profile
 from ..run import SOURCE_OUTPUTS, Run
+from . import resume
 
 
 def energy_stage(run: Run) -> dict[str, Any]:
-    """Recount the energy section from the run's persisted counts; refuses before the source stage."""
+    """Recount the energy section from the run's persisted counts; refuses before the source stage.
+    Runs under the run folder's lock: it sums every target's outputs, so a target another command
+    adds meanwhile waits and is counted by that command's own energy stage."""
+    with run.locked():
+        return _energy_locked(run)
+
+
+def _energy_locked(run: Run) -> dict[str, Any]:
     from ..measure.stage import measure_report
 
     report = run.report()
-    src = run.load_outputs(SOURCE_OUTPUTS)
+    fp = resume.energy_fp(run)
+    n_test = report.get("dataset", {}).get("n_test")
+    src = run.load_outputs(SOURCE_OUTPUTS, n_test if isinstance(n_test, int) else None)
     if "source" not in report or src is None:
         raise NeurodeployError(f"{run.dir}: the source stage has not run (no source section in report.json or no "
                                f"{run.outputs_path(SOURCE_OUTPUTS)}); run it first (`neurodeploy simulate "
                                f"{run.dir}` does)")
     outs, profiles = {}, {}
     for name, entry in report.get("targets", {}).items():
-        out = run.load_outputs(name)
+        out = run.load_outputs(name, entry.get("n_samples"))
         if out is None:
             continue
         outs[name] = out
@@ -44,6 +54,7 @@ def energy_stage(run: Run) -> dict[str, Any]:
         }
     report["figures"] = sorted(set(report.get("figures", [])) | set(_energy_figures(run, section)))
     run.save_report(report)
+    resume.record(run, "energy", fp, sections=[["energy"]] + [["targets", n, "energy"] for n in section["targets"]])
     return report
 
 

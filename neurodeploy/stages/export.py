@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..ir import DeployMeta, fold_batchnorm, to_nir, write_nir
 from ..run import Run
+from . import resume
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ def export_stage(run: Run) -> Path:
         log.info("export: the source is the imported %s; nothing to export", run.nir_path)
         return run.nir_path
     # BatchNorm (SEW-ResNet's) has no NIR node: folded into the conv before it (inference form, exact)
+    fp = resume.export_fp(run)
     write_nir(to_nir(fold_batchnorm(run.model), deploy_meta(run)), run.nir_path)
+    resume.record(run, "export", fp, files=["model.nir"])
     log.info("export: wrote %s", run.nir_path)
     return run.nir_path

@@ -15,6 +15,7 @@ from ..measure.summary import layer_table
 from ..run import Run
 from ..targets import get_target
 from ..util import jsonable
+from . import resume
 from .deploy import EvalSet, deploy_and_score
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,10 @@ def simulate_stage(run: Run, targets: list[str], progress: bool = True) -> dict[
         raise NeurodeployError(f"{run.nir_path}: has no neurodeploy metadata; re-export it with `neurodeploy export`")
     data = EvalSet.of(run)
     for name, target in resolved.items():
+        fp = resume.simulate_fp(run, name)
         s = deploy_and_score(run, target, graph, meta, data, progress)
         dep, out = s.deployment, s.outputs
-        run.save_outputs(name, out)
-        report = run.report()
-        report.setdefault("targets", {})[name] = {
+        entry = {
             "accuracy": s.accuracy,
             "agreement_with_source": s.agreement_with_source,
             "n_samples": len(data.x),
@@ -46,5 +46,9 @@ def simulate_stage(run: Run, targets: list[str], progress: bool = True) -> dict[
         }
         log.info("target %s: accuracy %.4f, agreement %.4f (%.1f s)", name, s.accuracy, s.agreement_with_source,
                  s.seconds)
-        run.save_report(report)
+        with run.locked():  # outputs, report entry and ledger entry land together
+            run.save_outputs(name, out)
+            run.update_report(lambda report, name=name, entry=entry: report.setdefault("targets", {}).update(
+                {name: entry}))
+            resume.record(run, f"simulate:{name}", fp, files=[f"outputs/{name}.npz"], sections=[["targets", name]])
     return run.report()

@@ -16,6 +16,7 @@ from ..run import SOURCE_OUTPUTS, Run
 from ..targets import Outputs
 from ..train.common import accuracy
 from ..util import seed_everything
+from . import resume
 
 
 def source_predictions(run: Run, x: torch.Tensor) -> np.ndarray:
@@ -45,26 +46,32 @@ def source_stage(run: Run) -> dict[str, Any]:
     from ..measure.stage import measure_report
 
     r = run.recipe
+    fp = resume.source_fp(run)
     x, y = run.test_data()
     seed_everything(r.seed)
     preds = source_predictions(run, x)
     counts, exact = source_counts(run, x, preds)
     section = measure_report(run.model, counts, exact=exact)
-    report = run.report()
-    report.update({
-        "schema_version": SCHEMA_VERSION,
-        "recipe": r.name,
-        "seed": r.seed,
-        "timesteps": r.timesteps,
-        "encoding": r.data.encoding,
-        "dataset": {"name": run.data.name, "n_train": len(run.data.x_train), "n_test": len(x)},
-    })
-    report["source"] = {
+    source = {
         "clean_accuracy": float((preds == y.numpy()).mean()),
         "ann_clean_accuracy": accuracy(run.ann, x, y) if run.has_ann else None,
         "layers": section["layers"],
         "energy": section["by_profile"],
     }
-    report["energy"] = section
-    run.save_report(report)
+
+    def change(report: dict[str, Any]) -> None:
+        report.update({
+            "schema_version": SCHEMA_VERSION,
+            "recipe": r.name,
+            "seed": r.seed,
+            "timesteps": r.timesteps,
+            "encoding": r.data.encoding,
+            "dataset": {"name": run.data.name, "n_train": len(run.data.x_train), "n_test": len(x)},
+        })
+        report["source"] = source
+        report["energy"] = section
+
+    with run.locked():
+        report = run.update_report(change)
+        resume.record(run, "source", fp, files=[f"outputs/{SOURCE_OUTPUTS}.npz"], sections=[["source"]])
     return report

@@ -13,6 +13,7 @@ import torch
 
 from ..run import Run
 from ..train import load_checkpoint, save_checkpoint
+from . import resume
 
 log = logging.getLogger(__name__)
 
@@ -21,16 +22,26 @@ def train_stage(run: Run, progress: bool = True) -> None:
     """Train the recipe's networks into the run folder (nothing for an imported NIR network).
 
     Resumable: per-epoch training state lives in the run folder, so an interrupted training goes
-    on from its last completed epoch; finished checkpoints are never retrained.
+    on from its last completed epoch; finished checkpoints are not retrained unless a recipe field
+    training reads (seed, timesteps, data, model, train) changed since (:mod:`.resume`).
     """
     from ..train.run import train_recipe
 
     if run.imported:
         return
     snn_path, ann_path = run.dir / "snn.safetensors", run.dir / "ann.safetensors"
-    if snn_path.is_file():
-        log.info("train: %s exists, skipping (use --force to retrain)", snn_path)
+    states = [run.dir / s for s in ("ann.state.safetensors", "snn.state.safetensors")]
+    fp = resume.train_fp(run)
+    if snn_path.is_file() and not resume.stale(run, "train", fp):
+        log.info("train: %s exists for this recipe, skipping (use --force to retrain)", snn_path)
+        if resume.stamp(run, "train") is None:  # a folder from before the ledger: adopt the checkpoints
+            resume.record(run, "train", fp)
         return
+    if resume.stale(run, "train", fp) or resume.stale(run, "train-state", fp):
+        log.warning("train: the recipe's training fields changed; retraining from scratch")
+        for p in (snn_path, ann_path, *states):
+            p.unlink(missing_ok=True)
+    resume.record(run, "train-state", fp)  # the per-epoch state files below belong to these fields
     t0 = time.time()
     res = train_recipe(run.recipe, run.data, out_dir=run.dir, progress=progress)
     info = {"recipe": run.digest, "converted_accuracy": res.converted_accuracy, "thresholds": res.thresholds}
@@ -38,8 +49,9 @@ def train_stage(run: Run, progress: bool = True) -> None:
         save_checkpoint(res.ann, ann_path, {"stage": "ann", "recipe": run.digest, "test_accuracy": res.ann_accuracy})
     save_checkpoint(res.snn, snn_path, {"stage": "snn", "test_accuracy": res.snn_accuracy,
                                         "seconds": time.time() - t0, **info})
-    for state in ("ann.state.safetensors", "snn.state.safetensors"):
-        (run.dir / state).unlink(missing_ok=True)
+    for state in states:
+        state.unlink(missing_ok=True)
+    resume.record(run, "train", fp)
     run.invalidate()
 
 
@@ -50,11 +62,16 @@ def train_surrogate(run: Run, progress: bool = True) -> torch.nn.Module:
 
     path = run.dir / "surrogate.safetensors"
     model = run.new_snn()
+    fp = resume.surrogate_fp(run)
+    if resume.stale(run, "surrogate", fp):
+        path.unlink(missing_ok=True)
+        shutil.rmtree(run.dir / "surrogate", ignore_errors=True)
     if not path.is_file():
         res = train_recipe(run.recipe, run.data, out_dir=run.dir / "surrogate", seed=run.recipe.seed + 1,
                            progress=progress)
         save_checkpoint(res.snn, path, {"stage": "surrogate", "seed": run.recipe.seed + 1,
                                         "test_accuracy": res.snn_accuracy})
         shutil.rmtree(run.dir / "surrogate", ignore_errors=True)
+        resume.record(run, "surrogate", fp)
     load_checkpoint(model, path)
     return model.eval()

@@ -52,6 +52,10 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> dict[str, Any]:
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             bad = int((~torch.isfinite(t)).sum())
             raise CheckpointError(f"{path}: tensor {name!r} has {bad} non-finite value(s) (NaN/inf) of {t.numel()}")
+    expected = model.state_dict()
+    for name, t in state.items():
+        if name in expected and t.dtype != expected[name].dtype:
+            raise CheckpointError(f"{path}: tensor {name!r} is {t.dtype}, the model holds {expected[name].dtype}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
