@@ -148,7 +148,7 @@ def test_every_shipped_recipe_passes():
     from neurodeploy.recipe import shipped_recipes
 
     names = [n for n, _ in shipped_recipes()]
-    assert len(names) == 21
+    assert len(names) == 23
     for n in names:
         assert load_recipe(n).name == n
 
