@@ -133,11 +133,11 @@ def _load(out: Path | None) -> list[RunResult]:
 
 def _groups(bases: Sequence[Recipe], seeds: Sequence[int]) -> list[list[Recipe]]:
     """Recipes grouped so that the ones sharing an ANN stage run in one process, largest first."""
-    from .runs import _ann_key
+    from .runs import ann_key
 
     groups: dict[str, list[Recipe]] = {}
     for b in bases:
-        key = _ann_key(b, seeds[0]) if b.train.convert.enabled else f"own:{b.name}"
+        key = ann_key(b, seeds[0]) if b.train.convert.enabled else f"own:{b.name}"
         groups.setdefault(key, []).append(b)
     return sorted(groups.values(), key=lambda g: -sum(r.timesteps * (r.train.snn.epochs + r.train.ann.epochs) for r in g))
 

@@ -77,7 +77,8 @@ def eps_key(eps: float) -> str:
     return f"eps={eps:.4g}"
 
 
-def _ann_key(recipe: Recipe, seed: int) -> str:
+def ann_key(recipe: Recipe, seed: int) -> str:
+    """A digest of everything the ANN stage of ``recipe`` with ``seed`` depends on."""
     m = dataclasses.asdict(recipe.model)
     for k in ("neuron", "leak", "reset", "surrogate", "surrogate_scale", "train_threshold", "train_leak"):
         m.pop(k, None)  # the ANN twin has ReLU in the neuron slots: these do not touch it
@@ -95,7 +96,7 @@ def train_run(recipe: Recipe, seed: int, out: Path | None, progress: bool = Fals
     recipe = dataclasses.replace(recipe, seed=seed)
     data = load_dataset(recipe.data, seed)
     ck = out / f"{recipe.name}.seed{seed}" if out is not None else None
-    key = _ann_key(recipe, seed)
+    key = ann_key(recipe, seed)
     if ck is not None and ann_cache is not None and recipe.train.convert.enabled:
         src = ann_cache.get(key)
         dst = ck / "ann.state.safetensors"

@@ -3,7 +3,8 @@
 No dataset is read: a batch of ``data.batch_size`` random images (or event frames) of the dataset's
 shape and random labels goes once through the ANN twin's SGD step and once through the SNN stage's
 batch (HIRE-SNN Algorithm 1: 𝒩 periods, one optimiser step each; BPTT: one), after one untimed
-warm-up batch. Epoch time = batch time × ⌈train samples / batch size⌉. The figure is for the
+warm-up batch, in wall and in CPU seconds (on a shared machine the CPU time is the honest figure
+for one free core). Epoch time = batch time × ⌈train samples / batch size⌉. The figure is for the
 device it ran on (CUDA when present, else CPU with the current torch thread count), and the cost
 per batch does not depend on the pixel values, so synthetic tensors time it faithfully.
 """
@@ -42,15 +43,17 @@ def _batch(recipe: Recipe, device: torch.device) -> tuple[torch.Tensor, torch.Te
     return x, y, shape, classes, n_train
 
 
-def _timed(fn) -> float:
+def _timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call after a warm-up call. On a shared
+    machine the wall time includes waiting for a core; the CPU time is what one free core takes."""
     fn()  # warm-up (allocator, cudnn autotune)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def epoch_time(recipe: Recipe) -> dict[str, Any]:
@@ -76,12 +79,16 @@ def epoch_time(recipe: Recipe) -> dict[str, Any]:
             loss(ann(x), y).backward()
             opt.step()
 
-        out["ann_batch_s"] = round(_timed(ann_step), 4)
-        out["ann_epoch_s"] = round(out["ann_batch_s"] * batches, 1)
+        _put(out, "ann", _timed(ann_step), batches)
     snn = create_snn(recipe, shape, classes).to(device).train()
     cfg = recipe.train.snn if recipe.train.snn.method == "hire" else bptt_config(recipe.train.snn)
     opt = make_optimizer(snn.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
     kappa = KappaBuffer()
-    out["snn_batch_s"] = round(_timed(lambda: hire_batch(snn, opt, x, y, cfg, kappa, loss)), 4)
-    out["snn_epoch_s"] = round(out["snn_batch_s"] * batches, 1)
+    _put(out, "snn", _timed(lambda: hire_batch(snn, opt, x, y, cfg, kappa, loss)), batches)
     return out
+
+
+def _put(out: dict[str, Any], stage: str, wall_cpu: tuple[float, float], batches: int) -> None:
+    wall, cpu = wall_cpu
+    out[f"{stage}_batch_s"], out[f"{stage}_batch_cpu_s"] = round(wall, 4), round(cpu, 4)
+    out[f"{stage}_epoch_s"], out[f"{stage}_epoch_cpu_s"] = round(wall * batches, 1), round(cpu * batches, 1)

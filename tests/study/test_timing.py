@@ -21,8 +21,10 @@ def test_epoch_time_on_a_synthetic_cifar_batch():
     t = epoch_time(_recipe("cifar100"))
     assert t["batches_per_epoch"] == 12_500 and t["batch_size"] == 4 and t["timesteps"] == 2
     for stage in ("ann", "snn"):
-        assert t[f"{stage}_batch_s"] > 0
-        assert t[f"{stage}_epoch_s"] == pytest.approx(t[f"{stage}_batch_s"] * 12_500, abs=0.05 + 1e-4 * 12_500)
+        assert t[f"{stage}_batch_s"] > 0 and t[f"{stage}_batch_cpu_s"] > 0
+        for kind in ("", "_cpu"):
+            assert t[f"{stage}_epoch{kind}_s"] == pytest.approx(t[f"{stage}_batch{kind}_s"] * 12_500,
+                                                                abs=0.05 + 1e-4 * 12_500)
 
 
 def test_epoch_time_refuses_unknown_datasets():
