@@ -48,7 +48,8 @@ def claims_markdown(evaluated: Sequence[dict], runs: Sequence[RunResult], title:
         src = [f"{r['metric']}: **{r['verdict']}**" for r in c["rows"] if r["where"] == "source"]
         dep = [f"{r['where']} {r['metric']}: **{r['verdict']}**" for r in c["rows"]
                if r["where"] != "source" and r["test"]]
-        dep += [f"{r['where']}: {r['note']}" for r in c["rows"] if r["where"] != "source" and not r["test"]]
+        notes = {r["where"]: r["note"] for r in c["rows"] if r["where"] != "source" and not r["test"]}
+        dep += [f"{w}: {n}" for w, n in notes.items()]  # once per target, not once per metric
         lines.append(f"| {c['title']} | {c['paper']} ({c['source']}) | " + "; ".join(src) + " | "
                      + ("; ".join(dep) or "—") + " |")
     for c in evaluated:
