@@ -110,10 +110,31 @@ def cmd_attack(a: argparse.Namespace) -> int:
 
 
 def cmd_study(a: argparse.Namespace) -> int:
-    from .study import markdown_table, run_study
+    from .study import get_preset, markdown_table, run_study
 
-    seeds = [int(v) for v in a.seeds.split(",") if v.strip()]
-    _, summaries = run_study(a.recipes, seeds, a.out, progress=not a.quiet)
+    seeds = [int(v) for v in a.seeds.split(",") if v.strip()] if a.seeds else [0, 1, 2]
+    targets = [t for t in (a.targets or "").split(",") if t.strip()]
+    recipes, claims, title = list(a.recipes), [], ""
+    if a.preset:
+        p = get_preset(a.preset)
+        recipes, claims, title = p.load() + recipes, p.claims, f"Study preset {p.name!r} ({p.note})"
+        seeds = seeds if a.seeds else p.seeds
+        targets = targets or p.targets
+    if not recipes:
+        raise NeurodeployError("study: give recipes or --preset")
+    if a.time_epoch:  # expected epoch time from one synthetic batch per stage; no study is run
+        import json
+
+        from .recipe import load_recipe
+        from .study.timing import epoch_time
+
+        for spec in recipes:
+            print(json.dumps(epoch_time(spec if not isinstance(spec, (str, Path)) else load_recipe(spec))))
+        return 0
+    if not a.out:
+        raise NeurodeployError("study: give --out (the study folder)")
+    _, summaries = run_study(recipes, seeds, a.out, progress=not a.quiet, claims=claims, targets=targets, title=title,
+                             jobs=a.jobs or (2 if a.preset else 1))
     print(markdown_table(summaries), end="")
     print(f"wrote {Path(a.out) / 'study.json'} and {Path(a.out) / 'study.md'}")
     return 0
@@ -238,9 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_attack)
 
     s = sub.add_parser("study", help="train and attack recipes over several seeds: clean/FGSM/PGD mean ± std")
-    s.add_argument("recipes", nargs="+", help="recipe files or names in models/ (e.g. digits_hire digits_bptt)")
-    s.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    s.add_argument("--out", required=True, help="study folder (resumes from its study.json)")
+    s.add_argument("recipes", nargs="*", help="recipe files or names in models/ (e.g. digits_hire digits_bptt)")
+    s.add_argument("--preset", help="a named study with its claims and verdicts (digits: digits + event-digits)")
+    s.add_argument("--seeds", default="", help="comma-separated seeds (default 0,1,2; a preset's own)")
+    s.add_argument("--targets", default="", help="comma-separated targets to deploy to (default: none; a preset's own)")
+    s.add_argument("--time-epoch", action="store_true",
+                   help="print each recipe's expected seconds per epoch, timed on one synthetic batch (no study)")
+    s.add_argument("--jobs", type=int, default=0, help="processes (recipes sharing an ANN stay in one; default 1, "
+                   "2 with --preset)")
+    s.add_argument("--out", default="", help="study folder (resumes from its study.json)")
     s.set_defaults(fn=cmd_study)
 
     s = sub.add_parser("energy", help="print the energy table of a run (ANN, SNN eq. 7/8, each chip)")

@@ -56,6 +56,10 @@ class ModelConfig:
     nir_convention: str = ""  # "" (detected from the file, else nir) | nir | sinabs | snntorch | norse | rockpool | spyx
     nir_reset: str = ""  # override the file's reset for every neuron: zero | subtract
     dropout: float = 0.0
+    # per-channel input normalisation inside the model (x - mean) / std, so attacks work in pixel
+    # space (HIRE-SNN snn_free_nonorm_for_test_purpose.py validate_pgd); [] = none
+    input_mean: list[float] = field(default_factory=list)
+    input_std: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -74,6 +78,9 @@ class ConvertConfig:
     percentile: float = 99.7
     scale: float = 1.0
     batches: int = 1
+    # step_max: max over t of the per-step percentile (DIET-SNN / HIRE-SNN find_threshold);
+    # pooled: one percentile over all steps (the rule before issue 19)
+    rule: str = "step_max"
 
 
 @dataclass
@@ -216,6 +223,7 @@ _CHOICES: dict[tuple[str, str], "tuple[str, ...] | str"] = {
     ("train.ann", "optimizer"): ("adam", "sgd"),  # train/common.py make_optimizer
     ("train.snn", "optimizer"): ("adam", "sgd"),
     ("train.snn", "method"): ("bptt", "hire"),
+    ("train.convert", "rule"): ("step_max", "pooled"),
     ("train.snn", "noise"): ("crafted", "gaussian"),
     ("deploy", "input_spikes"): ("rate", "graded"),
     ("deploy", "targets"): "neurodeploy.targets.base:TARGETS",

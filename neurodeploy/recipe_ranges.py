@@ -63,6 +63,7 @@ RANGES: dict[str, Range] = {
     "model.width": AT_LEAST_1,
     "model.nir_dt": NON_NEGATIVE,
     "model.dropout": Range(0, 1, hi_open=True),
+    "model.input_std": POSITIVE,
     "train.ann.epochs": NON_NEGATIVE,
     "train.ann.lr": POSITIVE,
     "train.ann.weight_decay": NON_NEGATIVE,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
 
+from ..errors import RecipeError
 from ..recipe import ModelConfig, Recipe
 from ..registry import Registry
 from .network import SpikingNetwork, build_layers
@@ -95,12 +97,63 @@ def neuron_spec(cfg: ModelConfig) -> NeuronSpec:
     )
 
 
-def create_snn(recipe: Recipe, input_shape: tuple[int, ...], num_classes: int) -> SpikingNetwork:
-    """The recipe's model as an SNN (thresholds 1.0 until conversion sets them)."""
+class Normalize(nn.Module):
+    """Per-channel input normalisation ``(x - mean) / std`` as the model's first layer, so an attack
+    perturbs pixels in [0, 1] and the model sees normalised images, as HIRE-SNN's ``validate_pgd``
+    does (ksouvik52/hiresnn2021 snn_free_nonorm_for_test_purpose.py: ``in1 = invar - mean;
+    in1.div_(std)`` before ``model(in1)``). Works on ``[..., C, H, W]``; buffers are not stored in
+    checkpoints (the values come from the recipe's ``model.input_mean`` / ``model.input_std``)."""
+
+    def __init__(self, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(-1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(-1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
+
+
+class DropSlot(nn.Module):
+    """A dropout placed by the model spec itself (the authors' placement), filled by ``build``:
+    time-dropout (one mask per sample over T) in the SNN, ``nn.Dropout`` in the ANN twin. A spec
+    holding DropSlots gets no automatic dropout after every neuron slot."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def build(self, neuron: NeuronSpec, surrogate, ann: bool) -> nn.Module:
+        from .network import TimeDropout
+
+        return nn.Dropout(self.p) if ann else TimeDropout(self.p)
+
+
+def _layers(recipe: Recipe, input_shape: tuple[int, ...], num_classes: int, ann: bool) -> list[tuple[str, nn.Module]]:
+    """The recipe's model as named layers (SNN or ANN twin), with the input normalisation first."""
     cfg = recipe.model
     spec = model_spec(cfg.name, cfg, input_shape, num_classes)
-    surrogate = make_surrogate(cfg.surrogate, cfg.surrogate_scale)
-    layers = build_layers(spec, neuron_spec(cfg), surrogate, ann=False, dropout=cfg.dropout)
+    own_dropout = any(isinstance(m, DropSlot) for _, m in spec)
+    drop = 0.0 if own_dropout else cfg.dropout
+    if ann:
+        layers = build_layers(spec, NeuronSpec(), None, ann=True, dropout=drop)
+    else:
+        surrogate = make_surrogate(cfg.surrogate, cfg.surrogate_scale)
+        layers = build_layers(spec, neuron_spec(cfg), surrogate, ann=False, dropout=drop)
+    if cfg.input_mean or cfg.input_std:
+        c = input_shape[-3] if len(input_shape) >= 3 else 0
+        if len(cfg.input_mean) != c or len(cfg.input_std) != c:
+            raise RecipeError(f"{recipe.source_file or recipe.name}: model.input_mean and model.input_std need one "
+                              f"value per input channel ({c}), got {len(cfg.input_mean)} and {len(cfg.input_std)}")
+        layers.insert(0, ("normalize", Normalize(cfg.input_mean, cfg.input_std)))
+    return layers
+
+
+def create_snn(recipe: Recipe, input_shape: tuple[int, ...], num_classes: int) -> SpikingNetwork:
+    """The recipe's model as an SNN (thresholds 1.0 until conversion sets them)."""
+    layers = _layers(recipe, input_shape, num_classes, ann=False)
     return SpikingNetwork(layers, recipe.timesteps, recipe.data.encoding, "sum", input_shape)
 
 
@@ -108,9 +161,7 @@ def create_ann(recipe: Recipe, input_shape: tuple[int, ...], num_classes: int) -
     """The recipe's model as its ANN twin (ReLU in the neuron slots)."""
     from collections import OrderedDict
 
-    cfg = recipe.model
-    spec = model_spec(cfg.name, cfg, input_shape, num_classes)
-    layers = build_layers(spec, NeuronSpec(), None, ann=True, dropout=cfg.dropout)
+    layers = _layers(recipe, input_shape, num_classes, ann=True)
     if recipe.data.encoding == "events":  # the ANN sees the mean event frame (the SNN's mean input)
         layers.insert(0, ("frame_mean", FrameMean()))
     return nn.Sequential(OrderedDict(layers))
@@ -125,44 +176,64 @@ class FrameMean(nn.Module):
 
 
 # ----------------------------------------------------------------------------- paper model zoo
-# HIRE-SNN (Kundu et al., ICCV 2021) and DIET-SNN (Rathi & Roy, 2021): bias-free convolutions,
-# average pooling, dropout 0.2 after every spiking layer (one mask per sample reused over time,
-# added by ``build_layers`` from ``model.dropout``), a per-layer threshold and leak in every neuron.
+# HIRE-SNN (Kundu et al., ICCV 2021) and DIET-SNN (Rathi & Roy, 2021) as in the authors' code:
+# bias-free convolutions and linears, pooling 2×2 (``model.pooling``; the authors' 'A' is average),
+# a per-layer threshold and leak in every neuron, dropout (``model.dropout``, 0.2 in the authors'
+# code; one mask per sample reused over time) where the authors put it: after every spiking layer
+# except one directly followed by a pool (vgg_spiking_nodewise.py ``_make_layers``: an 'A' entry
+# pops the dropout before appending AvgPool2d), and after both hidden classifier layers.
+def _drop(cfg: ModelConfig, name: str) -> list[tuple[str, "nn.Module | None"]]:
+    return [(f"{name}_drop", DropSlot(cfg.dropout))] if cfg.dropout > 0 else []
+
+
 def _vgg(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int, plan: list, fcs: list[int]) -> Spec:
+    """A VGG of the authors' ``cfg`` table (ints: 3×3 conv channels, "A": 2×2 pool) with the hidden
+    classifier layers ``fcs``; the classifier input is C·H·W after the last pool (8192 for CIFAR's
+    32×32 in VGG5 and VGG11, the authors' ``nn.Linear(512*2*2*4, 4096)``)."""
     c, h, w = input_shape
     spec: Spec = []
     n_conv = n_sn = n_pool = 0
-    for v in plan:
-        if v == "P":
+    for i, v in enumerate(plan):
+        if v == "A":
             n_pool += 1
             spec.append((f"pool{n_pool}", _pool(cfg)))
             h, w = h // 2, w // 2
-        else:
-            n_conv += 1
-            n_sn += 1
-            spec += [(f"conv{n_conv}", nn.Conv2d(c, v, 3, padding=1, bias=False)), (f"sn{n_sn}", None)]
-            c = v
+            continue
+        n_conv += 1
+        n_sn += 1
+        spec += [(f"conv{n_conv}", nn.Conv2d(c, v, 3, padding=1, bias=False)), (f"sn{n_sn}", None)]
+        if i + 1 >= len(plan) or plan[i + 1] != "A":
+            spec += _drop(cfg, f"sn{n_sn}")
+        c = v
     spec.append(("flatten", nn.Flatten()))
     n_in = c * h * w
     for i, f in enumerate(fcs, 1):
         n_sn += 1
-        spec += [(f"fc{i}", nn.Linear(n_in, f, bias=False)), (f"sn{n_sn}", None)]
+        spec += [(f"fc{i}", nn.Linear(n_in, f, bias=False)), (f"sn{n_sn}", None)] + _drop(cfg, f"sn{n_sn}")
         n_in = f
     spec.append(("fc", nn.Linear(n_in, num_classes, bias=False)))
     return spec
 
 
+#: The authors' configurations (hiresnn2021 vgg_spiking_nodewise.py ``cfg``, lines 14-23).
+VGG_CFG: dict[str, list] = {
+    "vgg5": [64, "A", 128, 128, "A"],
+    "vgg11": [64, "A", 128, 256, "A", 512, 512, 512, "A", 512, 512],
+}
+
+
 @register_model
 def vgg5(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> Spec:
-    """VGG5 (HIRE-SNN / DIET-SNN): conv64-P-conv128-conv128-P-fc1024-fc(classes), 5 weight layers."""
-    return _vgg(cfg, input_shape, num_classes, [64, "P", 128, 128, "P"], [1024])
+    """VGG5 (HIRE-SNN): conv64-A-conv128-conv128-A, classifier 8192→4096→4096→classes with dropout
+    after both hidden layers (hiresnn2021 vgg_spiking_nodewise.py, the ``VGG5 or VGG11`` branch)."""
+    return _vgg(cfg, input_shape, num_classes, VGG_CFG["vgg5"], [4096, 4096])
 
 
 @register_model
 def vgg11(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> Spec:
-    """VGG11 (HIRE-SNN / DIET-SNN): 8 convs with 5 average pools, fc4096-fc4096-fc(classes)."""
-    plan = [64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"]
-    return _vgg(cfg, input_shape, num_classes, plan, [4096, 4096])
+    """VGG11 (HIRE-SNN): ``[64,A,128,256,A,512,512,512,A,512,512]`` (3 pools), classifier
+    8192→4096→4096→classes (hiresnn2021 vgg_spiking_nodewise.py)."""
+    return _vgg(cfg, input_shape, num_classes, VGG_CFG["vgg11"], [4096, 4096])
 
 
 def _spatial(h: int, stride: int) -> int:
@@ -172,9 +243,54 @@ def _spatial(h: int, stride: int) -> int:
 
 @register_model
 def resnet12(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> Spec:
-    """ResNet12 (HIRE-SNN): conv64 stem + 5 basic blocks (64, 128/2, 128, 256/2, 256) + fc = 12 weight
-    layers (1×1 shortcut convs not counted); membrane-add residuals (DIET-SNN's spiking ResNet),
-    bias-free, no BatchNorm, dropout inside each block and after the stem, global average pool."""
+    """ResNet12 of DIET-SNN (nitin-rathi/DIET-SNN self_models/resnet_spiking.py, ``cfg['resnet12'] =
+    [1,1,1,1]``): stem conv64-SN-drop-conv64-SN-drop-conv64-SN-pool2 (``pre_process``), one basic
+    block per stage (64, 128/2, 256/2, 512/2; membrane-add residual ``mem += conv2(out) +
+    identity(inp)``, 1×1 bias-free shortcut where the shape changes, dropout after the first
+    neuron), no global pool: fc(512·2·2 → classes) for 32×32 input = 3 + 4·2 + 1 = 12 weight layers."""
+    from .blocks import ResidualBlock
+
+    c, h, w = input_shape
+    spec: Spec = []
+    for i in (1, 2, 3):
+        spec += [(f"conv{i}", nn.Conv2d(c, 64, 3, padding=1, bias=False)), (f"sn{i}", None)]
+        spec += _drop(cfg, f"sn{i}") if i < 3 else []
+        c = 64
+    spec.append(("pool1", _pool(cfg)))
+    h, w = h // 2, w // 2
+    cin = 64
+    for i, (cout, stride) in enumerate([(64, 1), (128, 2), (256, 2), (512, 2)], 1):
+        spec.append((f"block{i}", ResidualBlock(cin, cout, stride, "membrane", batchnorm=False, dropout=cfg.dropout)))
+        cin, h, w = cout, _spatial(h, stride), _spatial(w, stride)
+    spec += [("flatten", nn.Flatten()), ("fc", nn.Linear(cin * h * w, num_classes, bias=False))]
+    return spec
+
+
+# Architectures before issue 19 (not the authors'), kept so their checkpoints still load: give the
+# old run's recipe ``model.name = "vgg5_v1"`` etc. Dropout after every spiking layer.
+@register_model
+def vgg5_v1(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> Spec:
+    """Pre-issue-19 VGG5: conv64-P-conv128-conv128-P-fc1024-fc."""
+    return _vgg_v1(input_shape, num_classes, [64, "A", 128, 128, "A"], [1024], cfg)
+
+
+@register_model
+def vgg11_v1(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> Spec:
+    """Pre-issue-19 VGG11: config A with 5 pools, fc4096-fc4096-fc."""
+    return _vgg_v1(input_shape, num_classes, [64, "A", 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A"],
+                   [4096, 4096], cfg)
+
+
+def _vgg_v1(input_shape: tuple[int, ...], num_classes: int, plan: list, fcs: list[int], cfg: ModelConfig) -> Spec:
+    import dataclasses
+
+    spec = _vgg(dataclasses.replace(cfg, dropout=0.0), input_shape, num_classes, plan, fcs)
+    return spec
+
+
+@register_model
+def resnet12_v1(cfg: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> Spec:
+    """Pre-issue-19 ResNet12: conv64 stem + 5 membrane blocks (64, 128/2, 128, 256/2, 256), global pool, fc."""
     from .blocks import ResidualBlock
 
     c, h, w = input_shape

@@ -1,9 +1,17 @@
 """ANN-to-SNN conversion: copy weights, then initialise thresholds layer by layer.
 
-Per neuron layer, the threshold is the given percentile (99.7 by default) of the layer's
-pre-activation — its input current over all T steps and a batch of training images — computed
-with the earlier layers' thresholds already installed, times a scaling factor (Rathi & Roy,
-DIET-SNN; HIRE-SNN §4).
+Per neuron layer, the threshold comes from the layer's pre-activation (its input current) on a
+batch of training images, computed with the earlier layers' thresholds already installed, times a
+scaling factor (Rathi & Roy, DIET-SNN; HIRE-SNN §4). Two rules (``train.convert.rule``):
+
+- ``step_max`` (default, the authors' code): at every step t the nearest-rank percentile of that
+  step's current over the batch and all neurons, ``k = 1 + round(0.01·q·(n − 1))``-th smallest
+  value, and the threshold is the maximum over t (floored at 0) — DIET-SNN self_models/
+  vgg_spiking.py and hiresnn2021 vgg_spiking_nodewise.py ``percentile`` / ``forward(find_max_mem=
+  True)``: ``cur = self.percentile(self.features[l](out_prev).view(-1), 99.7); if cur > max_mem:
+  max_mem = cur`` inside the loop over t; ``find_threshold`` uses one batch (``batch_idx == 0``).
+- ``pooled`` (the rule before issue 19): one linearly interpolated quantile of the current pooled
+  over all T steps.
 """
 from __future__ import annotations
 
@@ -25,9 +33,39 @@ def copy_ann_weights(ann: nn.Module, snn: SpikingNetwork) -> None:
     snn.layers.load_state_dict({**target, **src})
 
 
+RULES = ("step_max", "pooled")
+_MAX_ELEMENTS = 16_000_000
+
+
+def nearest_rank_percentile(t: torch.Tensor, q: float) -> float:
+    """The authors' percentile: the ``k``-th smallest value, ``k = 1 + round(0.01·q·(n − 1))``
+    (Python's ``round``, as in hiresnn2021 vgg_spiking_nodewise.py ``percentile``)."""
+    flat = t.reshape(-1).float()
+    k = 1 + round(0.01 * float(q) * (flat.numel() - 1))
+    return float(flat.kthvalue(k).values)
+
+
+def _subsample(cur: torch.Tensor) -> torch.Tensor:
+    if cur.numel() <= _MAX_ELEMENTS:
+        return cur
+    return cur[torch.randperm(cur.numel(), generator=torch.Generator().manual_seed(0))[:_MAX_ELEMENTS]]
+
+
+def threshold_from_current(cur: torch.Tensor, percentile: float, rule: str = "step_max") -> float:
+    """The threshold (before scaling) of a layer whose input current over the run is ``cur``
+    (``[T, B, ...]``): see the module docstring for the rules."""
+    if rule == "step_max":
+        return max([0.0] + [nearest_rank_percentile(_subsample(c.flatten()), percentile) for c in cur])
+    if rule == "pooled":
+        return float(torch.quantile(_subsample(cur.flatten()).float(), percentile / 100.0))
+    raise ValueError(f"unknown threshold rule {rule!r}; choose one of {', '.join(RULES)}")
+
+
 @torch.no_grad()
-def init_thresholds(snn: SpikingNetwork, x: torch.Tensor, percentile: float, scale: float) -> dict[str, float]:
-    """Set each neuron layer's threshold from its input current; returns the thresholds."""
+def init_thresholds(snn: SpikingNetwork, x: torch.Tensor, percentile: float, scale: float,
+                    rule: str = "step_max") -> dict[str, float]:
+    """Set each neuron layer's threshold from its input current (``rule``: ``step_max`` |
+    ``pooled``, see the module docstring); returns the thresholds."""
     thresholds: dict[str, float] = {}
     captured: dict[str, torch.Tensor] = {}
     was = snn.training
@@ -41,10 +79,7 @@ def init_thresholds(snn: SpikingNetwork, x: torch.Tensor, percentile: float, sca
             snn(x)
         finally:
             h.remove()
-        cur = captured.pop(name).flatten()
-        if cur.numel() > 16_000_000:
-            cur = cur[torch.randperm(cur.numel(), generator=torch.Generator().manual_seed(0))[:16_000_000]]
-        th = float(torch.quantile(cur.float(), percentile / 100.0)) * scale
+        th = threshold_from_current(captured.pop(name), percentile, rule) * scale
         th = max(th, 1e-3)
         neuron.threshold.data.fill_(th)
         thresholds[name] = th
@@ -52,7 +87,8 @@ def init_thresholds(snn: SpikingNetwork, x: torch.Tensor, percentile: float, sca
     return thresholds
 
 
-def convert(ann: nn.Module, snn: SpikingNetwork, x: torch.Tensor, percentile: float, scale: float) -> dict[str, float]:
+def convert(ann: nn.Module, snn: SpikingNetwork, x: torch.Tensor, percentile: float, scale: float,
+            rule: str = "step_max") -> dict[str, float]:
     """ANN twin -> SNN: copy weights, initialise thresholds; leaks stay at their initial value."""
     copy_ann_weights(ann, snn)
-    return init_thresholds(snn, x, percentile, scale)
+    return init_thresholds(snn, x, percentile, scale, rule)

@@ -61,7 +61,7 @@ def convert_onnx(path: str | Path, recipe, data=None, finetune: bool = True,
         raise IRError(f"{path}: the model has {n_out} outputs, the dataset {data.num_classes} classes")
     c = recipe.train.convert
     n = max(1, c.batches) * recipe.data.batch_size
-    thresholds = convert(ann, snn, data.x_train[:n].float(), c.percentile, c.scale)
+    thresholds = convert(ann, snn, data.x_train[:n].float(), c.percentile, c.scale, c.rule)
     log.info("%s: thresholds initialised %s", path, {k: round(v, 4) for k, v in thresholds.items()})
     if finetune and recipe.train.snn.epochs > 0:
         acc = train_snn(snn, data, recipe.train.snn, recipe.data.batch_size, recipe.seed, progress)

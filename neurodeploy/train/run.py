@@ -77,7 +77,7 @@ def train_recipe(recipe: Recipe, data: Dataset, out_dir: str | Path | None = Non
         c = recipe.train.convert
         n = max(1, c.batches) * bs
         seed_everything(seed)
-        thresholds = convert(ann, snn, data.x_train[:n].float(), c.percentile, c.scale)
+        thresholds = convert(ann, snn, data.x_train[:n].float(), c.percentile, c.scale, c.rule)
         conv_acc = accuracy(snn, data.x_test, data.y_test)
         log.info("converted SNN accuracy %.4f (before SNN training)", conv_acc)
     seed_everything(seed + 1)

@@ -71,6 +71,7 @@ BAD_VALUES = [
     ("data", "resolution", -2),
     ("model", "leak", float("nan")), ("model", "leak", 0.0), ("model", "width", 0), ("model", "dropout", 2.0),
     ("model", "dropout", 1.0), ("model", "surrogate_scale", float("inf")), ("model", "nir_dt", -1.0),
+    ("model", "input_std", [0.2, 0.0]),
     ("train.ann", "epochs", -1), ("train.ann", "lr", float("nan")), ("train.ann", "lr", -0.1),
     ("train.ann", "weight_decay", -1.0), ("train.ann", "milestones", [0.5, 5.0]), ("train.ann", "gamma", 0.0),
     ("train.convert", "percentile", 200.0), ("train.convert", "percentile", 0.0), ("train.convert", "scale", 0.0),
@@ -147,7 +148,7 @@ def test_every_shipped_recipe_passes():
     from neurodeploy.recipe import shipped_recipes
 
     names = [n for n, _ in shipped_recipes()]
-    assert len(names) == 21
+    assert len(names) == 24
     for n in names:
         assert load_recipe(n).name == n
 

@@ -10,7 +10,7 @@ from neurodeploy.snn.blocks import ResidualBlock
 from neurodeploy.train import copy_ann_weights, init_thresholds
 
 # the smallest input each architecture accepts (VGG11 pools 5 times)
-_SHAPES = {"vgg11": (3, 32, 32), "vgg5": (3, 8, 8), "resnet12": (3, 8, 8), "sew_resnet18": (2, 16, 16)}
+_SHAPES = {"vgg11": (3, 32, 32), "vgg11_v1": (3, 32, 32), "vgg5": (3, 8, 8), "resnet12": (3, 8, 8), "sew_resnet18": (2, 16, 16)}
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -49,7 +49,7 @@ def test_paper_nets_are_bias_free_with_time_dropout():
         assert convs and all(m.bias is None for m in convs)
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
         assert not any(isinstance(m, torch.nn.MaxPool2d) for m in net.modules())
-        assert sum(isinstance(m, TimeDropout) for m in net.modules()) >= 4
+        assert sum(isinstance(m, TimeDropout) for m in net.modules()) >= 3  # the authors drop none before a pool
     blocks = [m for m in create_model("resnet12", (3, 32, 32), 10, timesteps=1).modules()
               if isinstance(m, ResidualBlock)]
-    assert len(blocks) == 5 and {b.connect for b in blocks} == {"membrane"}
+    assert len(blocks) == 4 and {b.connect for b in blocks} == {"membrane"}
