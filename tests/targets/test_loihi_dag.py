@@ -151,26 +151,30 @@ def test_lava_process_graph_equals_emu_spike_for_spike(pool):
 
 
 def test_membrane_add_resnet_lowers_with_identity_synapses_and_agrees_with_torch():
-    """resnet12 (HIRE-SNN / DIET-SNN membrane-add blocks): the shortcut current joins the conv2 current
-    before sn2; an identity shortcut becomes a 1x1 identity conv synapse, delayed by one step."""
+    """resnet12 (DIET-SNN membrane-add blocks, resnet_spiking.py): the shortcut current joins the conv2
+    current before sn2. block1's shortcut is the stem's avg pool straight into the neurons: the pool is
+    folded into a conv synapse; blocks 2-4 shortcut through their 1x1 downsampling convs. Each shortcut
+    skips one layer, so each is delayed by one step."""
     torch.manual_seed(0)
     net = create_model("resnet12", (1, 8, 8), 10, ModelConfig(name="resnet12", neuron="if", dropout=0.0,
                                                                 reset="zero"), timesteps=4).eval()
     for m in net.modules():
         if isinstance(m, torch.nn.Conv2d):
-            m.weight.data *= 1.5  # random weights: enough drive that the first three blocks spike
+            m.weight.data *= 4.0  # random weights: enough drive that every block spikes
     g = to_nir(fold_batchnorm(net), DeployMeta(timesteps=4, encoding="direct", readout="sum", input_shape=[1, 8, 8]))
     meta = read_meta(g)
     dep = get_target("loihi-emu").compile(g, meta, options={"input_spikes": "graded"})
     log = dep.lowering
-    assert [ln.split(":")[0] for ln in log if "identity shortcut" in ln] == [
-        "sn1 -> block1.sn2", "block2.sn2 -> block3.sn2", "block4.sn2 -> block5.sn2"]
-    assert sum(ln.startswith("delay:") for ln in log) == 5  # 3 identity + 2 downsampling shortcuts, 1 step each
-    assert all(s.delay in (0, 1) for layer in dep.artifact.layers for s in layer.synapses())
+    assert [ln.split(":")[0] for ln in log if "pooled identity shortcut" in ln] == ["sn3 -> block1.sn2"]
+    delayed = [(s.synapse, s.delay) for layer in dep.artifact.layers for s in layer.synapses() if s.delay]
+    assert delayed == [("sn3->block1.sn2", 1), ("block2.down_conv", 1), ("block3.down_conv", 1),
+                       ("block4.down_conv", 1)]
+    assert sum(ln.startswith("delay:") for ln in log) == 4
     x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     a = get_target("torch").run(get_target("torch").compile(g, meta), x)
     b = get_target("loihi-emu").run(dep, x)
-    # measured: predictions 32/32 equal, spikes per layer 1-4 % below the float reading (weight rounding)
-    assert (a.predictions == b.predictions).mean() >= 0.9
-    for k in ("sn1", "block1.sn1", "block1.sn2", "block2.sn1", "block2.sn2"):
-        assert a.layer_spikes[k].sum() > 0 and abs(b.layer_spikes[k].sum() / a.layer_spikes[k].sum() - 1) < 0.08, k
+    # measured: spikes per layer 0-4 % below the float reading (weight rounding) in every layer; predictions
+    # 22/32 equal (a random net's logits are near ties)
+    assert (a.predictions == b.predictions).mean() >= 0.6
+    for k in ("sn1", "sn3", "block1.sn1", "block1.sn2", "block2.sn2", "block3.sn2", "block4.sn1", "block4.sn2"):
+        assert a.layer_spikes[k].sum() > 0 and abs(b.layer_spikes[k].sum() / a.layer_spikes[k].sum() - 1) < 0.05, k

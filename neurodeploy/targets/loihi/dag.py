@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ...errors import UnsupportedLayerError
+from ...ir.from_nir import SumPool2d
 from ...ir.modules import Heaviside, Scale
 from ...measure.graph import graph_from_network
 from ...snn.network import SpikingNetwork, TimeDropout
@@ -178,6 +179,16 @@ def _neuron_layer(net: SpikingNetwork, name: str, m: SpikingNeuron | None, route
     folded_all = []
     for src, chain in routes:
         in_shape = shapes[src] if src else shapes[net.input_node]
+        if chain and len(in_shape) == 3 and all(isinstance(mm, (nn.AvgPool2d, SumPool2d)) for _, mm in chain):
+            # a pooled shortcut straight into a neuron (DIET-SNN's ResNet12 stem: avg pool, then a membrane-add
+            # block): the pool followed by a 1x1 identity conv, which _fold_group folds into one k x k conv
+            c = int(in_shape[0])
+            ident = nn.Conv2d(c, c, 1, bias=False)
+            with torch.no_grad():
+                ident.weight.copy_(torch.eye(c).reshape(c, c, 1, 1))
+            log_line(f"{src or 'input'} -> {name}: pooled identity shortcut {[n for n, _ in chain]} into the "
+                     f"neurons' input as the pool folded into a conv synapse")
+            chain = chain + [(f"{src or 'input'}->{name}", ident)]
         if chain:
             folded_all.append((src, chain, in_shape, _fold_group(chain, in_shape, log_line)))
             continue
@@ -222,8 +233,8 @@ def _neuron_layer(net: SpikingNetwork, name: str, m: SpikingNeuron | None, route
         log_line(f"{sname} ({src or 'input'} -> {name}): weights x{sigma:.4g} ({why} binds, over the layer's "
                  f"{len(folded_all)} synaptic input(s)) -> 8-bit even grid [{int(wq.min())}, {int(wq.max())}] "
                  f"(max rounding error {err:.3g}, {int(np.count_nonzero(wq))}/{wq.size} nonzero)")
-        if not chain:
-            fan = None  # no NIR synaptic node: the source network counts an ADD there, not synops
+        if not chain or sname not in g.nodes:
+            fan = None  # no NIR synaptic node (identity or pooled shortcut): the source counts an ADD, not synops
         elif src is None:
             fan = _input_fanout(chain, in_shape)
         else:
