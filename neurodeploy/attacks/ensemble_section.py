@@ -1,0 +1,130 @@
+"""The report's ``ensemble`` section: per model and target, the per-sample worst case of the
+attack ensemble (:mod:`.ensemble`), which member found each break, and the gap to the HIRE-SNN
+protocol (PGD-K without random start, the paper's setting, kept as ``source.pgd``).
+
+The source is attacked by every member (white-box members through their gradient estimator, the
+query-only Square by queries). A target is only queried: a sample breaks on it if its clean input,
+the protocol's PGD image (transfer), or the source ensemble's worst image for it (transfer) is
+misclassified, or — when ``square`` is a member — if the Square attack with the preset's budget on
+the target's simulation (its spike-exact stand-in's, when it has one) finds an image the target
+itself misclassifies.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from .base import InputDomain
+from .ensemble import PRESETS, EnsembleResult, Settings, parse_members, run_ensemble, transfer_worst_case
+from .estimators import TargetEstimator
+from .pgd import source_pgd
+from .sections import AttackContext, register_section, subset_index
+from .square import SquareAttack
+
+log = logging.getLogger(__name__)
+
+
+def ensemble_settings(ctx: AttackContext) -> tuple[list, Settings, int | None]:
+    """(members, settings, EOT draws) from the recipe's ``[attack]`` (preset, then overrides)."""
+    c = ctx.cfg
+    p = PRESETS[c.preset]
+    members = parse_members(list(c.ensemble) or p["members"])
+    s = Settings(c.epsilon, c.step_size, c.steps, c.ensemble_steps or p["steps"], p["restarts"],
+                 c.ensemble_query_budget or p["query_budget"], ctx.seed, ctx.batch_size, ctx.domain)
+    eot = c.eot_samples or p["eot"] or None
+    return members, s, eot
+
+
+def _counts(by: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for b in by:
+        if b:
+            out[b] = out.get(b, 0) + 1
+    return out
+
+
+def _entry(broken: torch.Tensor, by: list[str], protocol: str) -> dict:
+    n = len(by)
+    acc = lambda hits: 1.0 - hits / n if n else float("nan")  # noqa: E731
+    clean_wrong = sum(b == "clean" for b in by)
+    worst = acc(int(broken.sum()))
+    proto = acc(sum(b in ("clean", protocol) for b in by))
+    return {"samples": n, "clean_accuracy": acc(clean_wrong), "protocol_accuracy": proto,
+            "worst_case_accuracy": worst, "gap": proto - worst, "breaks": _counts(by), "broken_by": by}
+
+
+def _target_entry(ctx: AttackContext, name: str, xe: torch.Tensor, ye: torch.Tensor, x_proto: torch.Tensor,
+                  res: EnsembleResult, s: Settings, members: list) -> dict:
+    fn = ctx.targets[name]
+    it = ctx.target_index(len(xe))
+    x, y = xe[it], ye[it]
+    cands = {"pgd7@train (transfer)": x_proto[it], "ensemble worst (transfer)": res.x_worst[it]}
+    broken, by = transfer_worst_case(fn, x, y, cands, ctx.batch_size)
+    stand_in = ctx.inputs.stand_ins.get(name)
+    out_extra: dict = {}
+    if any(m.attack == "square" for m in members) and s.query_budget > 0:
+        act = (~broken).nonzero().squeeze(1)
+        qfn = ctx.targets.get(stand_in, fn) if stand_in else fn
+        sq = SquareAttack(s.epsilon, s.query_budget, seed=s.seed, batch_size=ctx.batch_size)
+        sq.domain = s.domain
+        t0 = time.perf_counter()
+        if len(act):
+            r = sq.run(TargetEstimator(qfn, ctx.n_classes), x[act], y[act])
+            wrong = _wrong_on(fn, r.x_adv, y[act], ctx.batch_size)  # verified on the target itself
+            for i in act[wrong].tolist():
+                broken[i], by[i] = True, "square (on target)"
+            out_extra = {"square_queries_mean": float(r.queries.float().mean()), "square_samples": len(act),
+                         "square_seconds": round(time.perf_counter() - t0, 2)}
+    entry = {**_entry(broken, by, "pgd7@train (transfer)"), **out_extra}
+    if stand_in:
+        entry["via"] = stand_in
+    return entry
+
+
+def _wrong_on(fn, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+    from .ensemble import _wrong
+
+    return _wrong(fn, x, y, batch_size)
+
+
+@register_section("ensemble")
+def ensemble_section(ctx: AttackContext) -> dict:
+    """``ensemble``: ``source`` and one entry per target, each with ``clean_accuracy``,
+    ``protocol_accuracy`` (clean errors + PGD-K protocol breaks), ``worst_case_accuracy`` (samples no
+    member broke), ``gap`` (protocol − worst case), ``breaks`` (count per member that found a break
+    first; ``clean``: misclassified unattacked), ``broken_by`` (per sample, in the ensemble's
+    sample order); the source also ``members`` (samples attacked, breaks, seconds or why skipped);
+    and the settings: preset, members, ε with its ``unit``, K, restarts, Square budget, EOT, seconds."""
+    c = ctx.cfg
+    t0 = time.perf_counter()
+    members, s, eot = ensemble_settings(ctx)
+    ie = subset_index(len(ctx.x), c.ensemble_samples or None, ctx.seed)
+    xe, ye = ctx.x[ie], ctx.y[ie]
+    x_proto = source_pgd(ctx)[ie] if not c.random_start else None
+    res = run_ensemble(ctx.inputs.model, xe, ye, members, s, n_classes=ctx.n_classes, eot_samples=eot,
+                       x_protocol=x_proto)
+    if x_proto is None:  # the recipe's PGD has a random start: craft the protocol images for the targets
+        from .pgd import PGD
+
+        pgd = PGD(c.epsilon, c.step_size, c.steps, False, ctx.seed, batch_size=ctx.batch_size)
+        pgd.domain = ctx.domain
+        x_proto = pgd.generate(ctx.est, xe, ye)
+    src = {**_entry(res.broken, res.broken_by, "pgd7@train"), "members": res.members}
+    out: dict = {"preset": c.preset, "members": [m.label for m in members], "epsilon": c.epsilon,
+                 "unit": s.domain.unit, "integer_inputs": s.domain.integer, "steps": s.steps,
+                 "restarts": s.restarts, "query_budget": s.query_budget, "eot_samples": eot or 1,
+                 "protocol": {"attack": "pgd", "step_size": c.step_size, "steps": c.steps, "random_start": False},
+                 "source": src}
+    for name in ctx.targets:
+        out[name] = _target_entry(ctx, name, xe, ye, x_proto, res, s, members)
+    secs = time.perf_counter() - t0
+    out["seconds"] = round(secs, 2)
+    out["seconds_per_sample"] = round(secs / max(len(xe), 1), 4)
+    log.info("ensemble (%s): worst case %.3f vs protocol %.3f on %d samples (%.1f s)", c.preset,
+             src["worst_case_accuracy"], src["protocol_accuracy"], len(xe), secs)
+    return {"ensemble": out}
+
+
+__all__ = ["ensemble_section", "ensemble_settings", "InputDomain"]
