@@ -103,7 +103,8 @@ SWEEP_EPSILONS: tuple[float, ...] = (0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 3
 SWEEP_STEPS: tuple[int, ...] = (0, 1, 2, 3, 5, 7, 10, 20, 40)
 #: The report sections the attack stage builds by default, in order (``neurodeploy.attacks.SECTIONS``).
 ATTACK_SECTIONS: tuple[str, ...] = ("clean", "fgsm", "pgd", "blackbox", "gaussian", "random", "ann", "transfer",
-                                    "eps_sweep", "steps_sweep", "query", "ensemble", "checklist", "sparsity", "pooling")
+                                    "eps_sweep", "steps_sweep", "query", "ensemble", "event_budget", "checklist", "sparsity",
+                                    "pooling")
 
 
 @dataclass
@@ -131,6 +132,7 @@ class AttackConfig:
     ensemble_samples: int = 0  # samples the ensemble attacks (0 = all attacked samples)
     ensemble_steps: int = 0  # iterations of its PGD/APGD members (0 = the preset's)
     ensemble_query_budget: int = 0  # queries per sample of its Square member (0 = the preset's)
+    event_budget: int = 0  # event data: events inserted/deleted per sample (L1) of section event_budget (0 = off)
 
 
 @dataclass

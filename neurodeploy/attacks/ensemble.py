@@ -16,7 +16,9 @@ credited to the first member that found it. A member is ``attack@estimator``:
   always run first, on every sample, so that the gap protocol − worst case is measured on the
   same images); ``pgd`` — PGD with a uniform random start, α = 2.5ε/K (Madry et al. 2018) and
   ``restarts`` restarts; ``apgd-ce`` / ``apgd-dlr`` — APGD with the CE / DLR loss (:mod:`.apgd`);
-  ``square`` — the query-only Square attack (:mod:`.square`) with the preset's budget;
+  ``square`` — the query-only Square attack (:mod:`.square`) with the preset's budget; ``flip`` —
+  the event-budget attack (:mod:`.events`, ℓ1 budget of whole events; its own threat model, run
+  by the ``event_budget`` section, not mixed into the L∞ worst case);
 - estimators (:mod:`.gradients`): the training surrogate, other surrogates swapped in at attack
   time, an adaptive one, the rate (BPTR) backward; EOT over a stochastic coding in every one.
 
@@ -43,7 +45,7 @@ from .square import SquareAttack
 
 log = logging.getLogger(__name__)
 
-ATTACK_KINDS = ("pgd7", "pgd", "apgd-ce", "apgd-dlr", "square")
+ATTACK_KINDS = ("pgd7", "pgd", "apgd-ce", "apgd-dlr", "square", "flip")
 ESTIMATOR_FREE = ("square",)  # query-only: no gradient estimator
 
 #: Presets: members (``attack@estimator``), iterations, PGD restarts, Square budget, EOT draws
@@ -80,15 +82,16 @@ class Member:
         return cls(attack, est or "train")
 
 
-def parse_members(names: list[str]) -> list[Member]:
-    """Members in order, ``pgd7@train`` first (added if missing); AttackError on a bad or repeated name."""
+def parse_members(names: list[str], protocol: bool = True) -> list[Member]:
+    """Members in order, ``pgd7@train`` first (added if missing, unless ``protocol`` is False: the
+    event-budget ensemble has no PGD protocol); AttackError on a bad or repeated name."""
     members = [Member.parse(n) for n in names]
     labels = [m.label for m in members]
     dup = next((lab for lab in labels if labels.count(lab) > 1), None)
     if dup:
         raise AttackError(f"ensemble member {dup!r} is listed twice")
     proto = Member("pgd7", "train")
-    return [proto] + [m for m in members if m != proto]
+    return ([proto] if protocol else []) + [m for m in members if m != proto]
 
 
 @dataclass
@@ -101,6 +104,7 @@ class Settings:
     steps: int = 20
     restarts: int = 1
     query_budget: int = 0
+    event_budget: int = 0  # events changed per sample (ℓ1) of the flip members (:mod:`.events`)
     seed: int = 0
     batch_size: int = 256
     domain: InputDomain = IMAGE
@@ -169,6 +173,11 @@ def _member_images(m: Member, est: object, x: torch.Tensor, y: torch.Tensor, s: 
     if m.attack in ("apgd-ce", "apgd-dlr"):
         apgd = _with_domain(APGD(s.epsilon, s.steps, m.attack.split("-")[1]), s.domain)
         return apgd.run_from(est, x, y, x + s.epsilon * starts[0])  # type: ignore[arg-type]
+    if m.attack == "flip":
+        from .events import EventBudgetAttack
+
+        flip = _with_domain(EventBudgetAttack(s.event_budget, max(s.epsilon, 1.0)), s.domain)
+        return flip._generate_batch(est, x, y, torch.Generator())  # type: ignore[arg-type]
     raise AttackError(f"no batch runner for {m.attack!r}")
 
 

@@ -31,8 +31,9 @@ def ensemble_settings(ctx: AttackContext) -> tuple[list, Settings, int | None]:
     c = ctx.cfg
     p = PRESETS[c.preset]
     members = parse_members(list(c.ensemble) or p["members"])
-    s = Settings(c.epsilon, c.step_size, c.steps, c.ensemble_steps or p["steps"], p["restarts"],
-                 c.ensemble_query_budget or p["query_budget"], ctx.seed, ctx.batch_size, ctx.domain)
+    s = Settings(c.epsilon, protocol_step=c.step_size, protocol_steps=c.steps, steps=c.ensemble_steps or p["steps"],
+                 restarts=p["restarts"], query_budget=c.ensemble_query_budget or p["query_budget"], seed=ctx.seed,
+                 batch_size=ctx.batch_size, domain=ctx.domain)
     eot = c.eot_samples or p["eot"] or None
     return members, s, eot
 
@@ -127,4 +128,42 @@ def ensemble_section(ctx: AttackContext) -> dict:
     return {"ensemble": out}
 
 
-__all__ = ["ensemble_section", "ensemble_settings", "InputDomain"]
+#: the estimators the event-budget attack goes through (each a ``flip@<estimator>`` member)
+EVENT_ESTIMATORS = ("train", "atan2", "tri2", "adaptive", "bptr")
+
+
+@register_section("event_budget")
+def event_budget_section(ctx: AttackContext) -> dict:
+    """``event_budget`` (event data, ``attack.event_budget`` > 0; absent otherwise): robust accuracy
+    when at most ``budget`` whole events per sample may be inserted or deleted (ℓ1; at most
+    max(⌊ε⌋, 1) per entry), the per-sample worst case over the event-budget attack through each
+    gradient estimator (:mod:`.events`), on the source and (transfer of the worst image) each target."""
+    c = ctx.cfg
+    if not ctx.domain.integer or c.event_budget <= 0:
+        return {}
+    t0 = time.perf_counter()
+    members = parse_members([f"flip@{e}" for e in EVENT_ESTIMATORS], protocol=False)
+    s = Settings(max(float(int(c.epsilon)), 1.0), seed=ctx.seed, batch_size=ctx.batch_size, domain=ctx.domain,
+                 event_budget=c.event_budget)
+    ie = subset_index(len(ctx.x), c.ensemble_samples or None, ctx.seed)
+    xe, ye = ctx.x[ie], ctx.y[ie]
+    res = run_ensemble(ctx.inputs.model, xe, ye, members, s, n_classes=ctx.n_classes,
+                       eot_samples=c.eot_samples or None)
+    first = members[0].label
+    out: dict = {"budget": c.event_budget, "unit": "events inserted or deleted per sample (L1)",
+                 "per_entry": s.epsilon, "members": [m.label for m in members],
+                 "source": {**_entry(res.broken, res.broken_by, first), "members": res.members}}
+    for name, fn in ctx.targets.items():
+        it = ctx.target_index(len(xe))
+        broken, by = transfer_worst_case(fn, xe[it], ye[it], {"source worst (transfer)": res.x_worst[it]},
+                                         ctx.batch_size)
+        out[name] = _entry(broken, by, "source worst (transfer)")
+    for e in [out["source"], *(out[n] for n in ctx.targets)]:
+        e.pop("protocol_accuracy"), e.pop("gap")  # no protocol attack under this threat model
+    out["seconds"] = round(time.perf_counter() - t0, 2)
+    l1 = (res.x_worst - xe).abs().flatten(1).sum(1)
+    out["max_events_changed"] = int(l1.max()) if len(l1) else 0
+    return {"event_budget": out}
+
+
+__all__ = ["ensemble_section", "ensemble_settings", "event_budget_section", "InputDomain"]

@@ -46,7 +46,7 @@ from .sections import SECTIONS, AttackContext, AttackInputs, QueryFn, check_sect
 log = logging.getLogger(__name__)
 
 #: Top-level keys of the robustness section a target name may not take.
-RESERVED = frozenset({"source", "sweeps", "ensemble", "checklist", "sparsity", "pooling", "seconds"})
+RESERVED = frozenset({"source", "sweeps", "ensemble", "event_budget", "checklist", "sparsity", "pooling", "seconds"})
 
 
 def target_query_fn(target: object, deployment: object, batch_size: int = 256) -> QueryFn:

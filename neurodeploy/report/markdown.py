@@ -95,7 +95,7 @@ def _robustness(rob: dict[str, Any]) -> list[str]:
         rows.append(["ANN twin (white-box)", _acc(ann.get("clean")), _acc(ann.get("fgsm")), _acc(ann.get("pgd")),
                      None, None, None, None, None])
     for name, t in rob.items():
-        if name in ("source", "sweeps", "ensemble", "checklist", "sparsity", "pooling", "seconds") or \
+        if name in ("source", "sweeps", "ensemble", "event_budget", "checklist", "sparsity", "pooling", "seconds") or \
                 not isinstance(t, dict):
             continue
         rows.append([f"target {name} (transfer)", _acc(t.get("clean")), _acc(t.get("transfer_fgsm")),
@@ -111,6 +111,12 @@ def _robustness(rob: dict[str, Any]) -> list[str]:
         if isinstance(t, dict) and t.get("note"):
             lines.append(f"- {name}: {t['note']}")
     lines += _ensemble(rob.get("ensemble"))
+    eb = rob.get("event_budget")
+    if isinstance(eb, dict) and isinstance(eb.get("source"), dict):
+        lines += [f"Event budget: at most {eb.get('budget')} {eb.get('unit')}; robust accuracy (worst case over "
+                  f"{', '.join(eb.get('members', []))}): " + ", ".join(
+                      f"{n} {_f(e.get('worst_case_accuracy'))}" for n, e in eb.items()
+                      if isinstance(e, dict) and "worst_case_accuracy" in e), ""]
     checklist = rob.get("checklist") or []
     if checklist:
         lines += ["", "Gradient-obfuscation checklist (Athalye et al. 2018; HIRE-SNN Table 4):", ""]
