@@ -112,6 +112,7 @@ def ensemble_section(ctx: AttackContext) -> dict:
         pgd = PGD(c.epsilon, c.step_size, c.steps, False, ctx.seed, batch_size=ctx.batch_size)
         pgd.domain = ctx.domain
         x_proto = pgd.generate(ctx.est, xe, ye)
+    ctx.memo("ensemble", lambda: (ie, res, members))  # the checklist reads it per sample
     src = {**_entry(res.broken, res.broken_by, "pgd7@train"), "members": res.members}
     out: dict = {"preset": c.preset, "members": [m.label for m in members], "epsilon": c.epsilon,
                  "unit": s.domain.unit, "integer_inputs": s.domain.integer, "steps": s.steps,

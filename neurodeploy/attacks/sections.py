@@ -97,7 +97,8 @@ class AttackContext:
         self.inputs, self.cfg = inputs, cfg
         self.seed, self.batch_size = inputs.seed, cfg.batch_size
         self.domain = inputs.domain
-        self.x, self.y = subset(inputs.x.detach().float(), inputs.y.detach().long(), cfg.max_samples, inputs.seed)
+        self.index = subset_index(len(inputs.x), cfg.max_samples, inputs.seed)  # test-set index of each sample
+        self.x, self.y = inputs.x.detach().float()[self.index], inputs.y.detach().long()[self.index]
         self.est = SourceEstimator(inputs.model, inputs.n_classes, eot_samples=cfg.eot_samples or None,
                                    seed=inputs.seed)
         self.n_classes = inputs.n_classes or int(self.est.predict(self.x[:1]).shape[1])
@@ -133,6 +134,10 @@ class AttackContext:
         if key not in self._memo:
             self._memo[key] = make()
         return self._memo[key]
+
+    def recall(self, key: str) -> Any:
+        """What :meth:`memo` holds under ``key``, or None if no section made it in this run."""
+        return self._memo.get(key)
 
     def merge(self, fragment: Mapping[str, Any]) -> None:
         """Merge a section's fragment into the report (nested dicts merged, other values set)."""

@@ -192,13 +192,15 @@ def query_section(ctx: AttackContext) -> dict:
     xq, yq, x_pgd = ctx.x[iq], ctx.y[iq], source_pgd(ctx)[iq]
     square = ctx.attack(SquareAttack(c.epsilon, max_queries=c.query_budget, seed=ctx.seed, batch_size=bs))
 
-    def entry(estimator: ClassifierMixin, acc: Callable[[torch.Tensor], float]) -> dict:
+    def entry(estimator: ClassifierMixin, acc: Callable[[torch.Tensor], float], keep: bool = False) -> dict:
         res = square.run(estimator, xq, yq)
+        if keep:  # the source's images: the checklist's per-sample item (ii) reads them
+            ctx.memo("query_source", lambda: (iq, res.x_adv))
         head = {"attack": "square", "epsilon": c.epsilon, "max_queries": c.query_budget, "p_init": square.p_init,
                 "accuracy": acc(res.x_adv)}
         return {**head, **res.summary(), "clean_accuracy_same_samples": acc(xq), "pgd_accuracy_same_samples": acc(x_pgd)}
 
-    out: dict = {"source": {"query": entry(ctx.est, lambda xa: accuracy(ctx.est, xa, yq, bs))}}
+    out: dict = {"source": {"query": entry(ctx.est, lambda xa: accuracy(ctx.est, xa, yq, bs), keep=True)}}
     for name, fn in ctx.queried_targets().items():
         out[name] = {"query": entry(TargetEstimator(fn, ctx.n_classes), lambda xa, fn=fn: ctx.target_accuracy(fn, xa, yq))}
     for name, stand_in in ctx.inputs.stand_ins.items():
