@@ -104,7 +104,7 @@ SWEEP_STEPS: tuple[int, ...] = (0, 1, 2, 3, 5, 7, 10, 20, 40)
 #: The report sections the attack stage builds by default, in order (``neurodeploy.attacks.SECTIONS``).
 ATTACK_SECTIONS: tuple[str, ...] = ("clean", "fgsm", "pgd", "blackbox", "gaussian", "random", "ann", "transfer",
                                     "eps_sweep", "steps_sweep", "query", "ensemble", "event_budget", "checklist", "sparsity",
-                                    "pooling")
+                                    "theory", "pooling")
 
 
 @dataclass

@@ -46,7 +46,8 @@ from .sections import SECTIONS, AttackContext, AttackInputs, QueryFn, check_sect
 log = logging.getLogger(__name__)
 
 #: Top-level keys of the robustness section a target name may not take.
-RESERVED = frozenset({"source", "sweeps", "ensemble", "event_budget", "checklist", "sparsity", "pooling", "seconds"})
+RESERVED = frozenset({"source", "sweeps", "ensemble", "event_budget", "checklist", "sparsity", "theory", "pooling",
+                      "seconds"})
 
 
 def target_query_fn(target: object, deployment: object, batch_size: int = 256) -> QueryFn:

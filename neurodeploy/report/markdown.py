@@ -95,7 +95,8 @@ def _robustness(rob: dict[str, Any]) -> list[str]:
         rows.append(["ANN twin (white-box)", _acc(ann.get("clean")), _acc(ann.get("fgsm")), _acc(ann.get("pgd")),
                      None, None, None, None, None])
     for name, t in rob.items():
-        if name in ("source", "sweeps", "ensemble", "event_budget", "checklist", "sparsity", "pooling", "seconds") or \
+        if name in ("source", "sweeps", "ensemble", "event_budget", "checklist", "sparsity", "theory", "pooling",
+                    "seconds") or \
                 not isinstance(t, dict):
             continue
         rows.append([f"target {name} (transfer)", _acc(t.get("clean")), _acc(t.get("transfer_fgsm")),
@@ -117,6 +118,12 @@ def _robustness(rob: dict[str, Any]) -> list[str]:
                   f"{', '.join(eb.get('members', []))}): " + ", ".join(
                       f"{n} {_f(e.get('worst_case_accuracy'))}" for n, e in eb.items()
                       if isinstance(e, dict) and "worst_case_accuracy" in e), ""]
+    vul = (rob.get("theory") or {}).get("vulnerability")
+    if isinstance(vul, dict):
+        lines += [f"Adversarial vs random vulnerability (Liu et al. ICML 2024, Thm 4.1), {vul.get('samples')} samples at "
+                  f"ε = {_f(vul.get('epsilon'))}: median ρ_adv/ρ_rand = {_f(vul.get('ratio_median'))}, mean input-"
+                  f"gradient density ‖∇f_y‖₀/n = {_f(vul.get('gradient_density_mean'))}, Spearman(ratio, density) = "
+                  f"{_f(vul.get('spearman_ratio_vs_density'))}.", ""]
     checklist = rob.get("checklist") or []
     if checklist:
         lines += ["", "Gradient-obfuscation checklist (Athalye et al. 2018; HIRE-SNN Table 4):", ""]

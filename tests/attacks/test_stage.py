@@ -38,7 +38,7 @@ def test_report_on_trained_snn_with_a_target(trained_pair, digits_data):
                        sweep_samples=16, query_budget=6, query_samples=6, random_samples=4, sparsity_samples=16)
     rep = robustness_report(AttackInputs(snn, x, y, ann=ann, targets={"torch": torch_target}), cfg)
     json.dumps(rep)  # JSON-serialisable as it is
-    assert list(rep) == ["source", "torch", "sweeps", "ensemble", "checklist", "sparsity", "seconds"]
+    assert list(rep) == ["source", "torch", "sweeps", "ensemble", "checklist", "sparsity", "theory", "seconds"]
     s = rep["source"]
     assert s["samples"] == 32 and s["clean"]["samples"] == 32 and s["eot_samples"] == 1
     assert s["fgsm"]["epsilon"] == cfg.epsilon and s["pgd"]["steps"] == 3 and s["pgd"]["step_size"] == 0.01
@@ -67,7 +67,7 @@ def test_report_skips_what_it_is_not_given():
     model, x, y = _tiny()
     rep = robustness_report(AttackInputs(model, x, y), AttackConfig(sweep_epsilons=[], sweep_steps=[], query_budget=0))
     assert rep["source"]["blackbox_pgd"] is None and rep["source"]["ann"] is None and rep["source"]["query"] is None
-    assert set(rep) == {"source", "sweeps", "ensemble", "checklist", "sparsity", "seconds"}
+    assert set(rep) == {"source", "sweeps", "ensemble", "checklist", "sparsity", "theory", "seconds"}
     assert rep["sweeps"]["epsilon"] == [] and rep["sweeps"]["steps"] == []
     ii = next(c for c in rep["checklist"] if c["item"] == "ii")
     assert ii["passed"] is None and "not measured" in ii["evidence"]
@@ -193,3 +193,15 @@ def test_unknown_or_misordered_sections_in_a_recipe():
     with pytest.raises(AttackError, match="unknown attack section 'cw'"):
         model, x, y = _tiny(4)
         robustness_report(AttackInputs(model, x, y), AttackConfig(sections=["cw"]))
+
+
+def test_theory_section_on_the_trained_snn(trained_snn, digits_data):
+    """ρ_adv/ρ_rand and the weight-gradient density reach the report (correctly classified samples only)."""
+    cfg = AttackConfig(sections=["clean", "theory"], max_samples=40, sparsity_samples=30, ensemble_steps=5,
+                       random_samples=4)
+    th = robustness_report(AttackInputs(trained_snn, digits_data.x_test, digits_data.y_test), cfg)["theory"]
+    v = th["vulnerability"]
+    assert 0 < v["samples"] <= 30 and len(v["per_sample"]["gradient_l0"]) == v["samples"]
+    assert v["rho_adv_mean"] > v["rho_rand_mean"]
+    assert {r["parameter"] for r in th["weight_gradient_density"]} >= {"layers.conv1.weight", "layers.fc.weight"}
+    assert all(0 <= r["nonzero_fraction"] <= 1 for r in th["weight_gradient_density"])
