@@ -223,3 +223,27 @@ def test_ensemble_section_per_model_and_target():
     n_proto = 40 - t["breaks"]["clean"]
     n_worst = n_proto - t["breaks"].get("pgd7@train (transfer)", 0)
     assert sum(calls) == 40 + n_proto + n_worst
+
+
+def test_ensemble_gives_a_slow_target_its_stand_ins_entry_and_square_runs_on_targets():
+    from neurodeploy.attacks import AttackInputs, robustness_report
+    from neurodeploy.recipe import AttackConfig
+
+    m = _linear(4, d=16, k=3)
+    x = torch.rand(24, 1, 4, 4, generator=torch.Generator().manual_seed(2))
+    y = m(x).argmax(1).detach()
+    calls = {"emu": 0, "chip": 0}
+
+    def query(name):
+        def fn(z):
+            calls[name] += len(z)
+            return m(z).detach().numpy()
+        return fn
+
+    cfg = AttackConfig(sections=["ensemble"], epsilon=0.05, ensemble=["apgd-ce", "square"], ensemble_steps=3,
+                       ensemble_query_budget=30)
+    e = robustness_report(AttackInputs(m, x, y, targets={"emu": query("emu"), "chip": query("chip")},
+                                       stand_ins={"chip": "emu"}), cfg)["ensemble"]
+    assert calls["chip"] == 0 and e["chip"] == {**e["emu"], "via": "emu"}
+    assert e["emu"]["square_samples"] == 24 - sum(e["emu"]["breaks"].values())
+    assert e["emu"]["worst_case_accuracy"] <= e["emu"]["protocol_accuracy"]
