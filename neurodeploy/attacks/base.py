@@ -60,7 +60,8 @@ IMAGE = InputDomain()
 
 
 def project_linf(x_adv: torch.Tensor, x: torch.Tensor, epsilon: float, domain: InputDomain = IMAGE) -> torch.Tensor:
-    """Proj onto {x' : ‖x' − x‖∞ ≤ ε} ∩ [lo, hi]ⁿ (clip the perturbation, then the values; [0, 1] for images)."""
+    """Proj onto {x' : ‖x' − x‖∞ ≤ ε} ∩ [lo, hi]ⁿ (clip the perturbation, then the values; [0, 1]
+    for images)."""
     delta = torch.clamp(x_adv - x, -epsilon, epsilon)
     return domain.clamp(x + delta)
 

@@ -5,7 +5,7 @@ with ``integer``): an event camera cannot emit 0.05 events, so the threat model 
 binary frames (event-digits) an L∞ ball of one event per entry already allows any frame, so the
 budget that means something is the ℓ1 count of changed events,
 
-    ‖x' − x‖₁ ≤ k,   x' integer,   lo ≤ x' ≤ hi,   ‖x' − x‖∞ ≤ ε   (ε in events; 1 for binary frames)
+    ‖x' − x‖₁ ≤ k,  x' integer,  lo ≤ x' ≤ hi,  ‖x' − x‖∞ ≤ ε  (ε in events; 1 for binary frames)
 
 attacked greedily along the input gradient in the manner of JSMA (Papernot et al., EuroS&P 2016)
 and of the event-based attacks of Marchisio et al. (IJCNN 2021, "DVS-Attacks"): every step takes

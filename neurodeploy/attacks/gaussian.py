@@ -40,4 +40,5 @@ def gaussian_section(ctx: AttackContext) -> dict:
     """``source.gaussian``: accuracy under Gaussian noise σ = ε, clipped to the ε-ball."""
     eps = ctx.cfg.epsilon
     x_g = ctx.attack(GaussianNoise(eps, seed=ctx.seed, batch_size=ctx.batch_size)).generate(ctx.est, ctx.x, ctx.y)
-    return {"source": {"gaussian": {"epsilon": eps, "sigma": eps, "accuracy": accuracy(ctx.est, x_g, ctx.y, ctx.batch_size)}}}
+    acc = accuracy(ctx.est, x_g, ctx.y, ctx.batch_size)
+    return {"source": {"gaussian": {"epsilon": eps, "sigma": eps, "accuracy": acc}}}

@@ -64,7 +64,7 @@ class RandomSampling(Attack):
 def random_section(ctx: AttackContext) -> dict:
     """``source.random``: accuracy under ``attack.random_samples`` random vertices of the ε-ball."""
     c = ctx.cfg
-    x_r = ctx.memo("random", lambda: ctx.attack(RandomSampling(c.epsilon, c.random_samples, ctx.seed,
-                                                               batch_size=ctx.batch_size)).generate(ctx.est, ctx.x, ctx.y))
+    rnd = ctx.attack(RandomSampling(c.epsilon, c.random_samples, ctx.seed, batch_size=ctx.batch_size))
+    x_r = ctx.memo("random", lambda: rnd.generate(ctx.est, ctx.x, ctx.y))
     return {"source": {"random": {"epsilon": c.epsilon, "samples_per_input": c.random_samples,
                                   "accuracy": accuracy(ctx.est, x_r, ctx.y, ctx.batch_size)}}}

@@ -68,7 +68,8 @@ def epsilon_sweep(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tenso
 
 def steps_sweep(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tensor, epsilon: float = 8 / 255,
                 step_size: float = 0.01, steps: Sequence[int] = DEFAULT_STEPS, *, random_start: bool = False,
-                seed: int = 0, batch_size: int = 256, progress: bool = False, domain: InputDomain = IMAGE) -> list[dict]:
+                seed: int = 0, batch_size: int = 256, progress: bool = False,
+                domain: InputDomain = IMAGE) -> list[dict]:
     """PGD accuracy at each K from one run of K = max(steps): ``[{steps, accuracy, epsilon, step_size}]``."""
     pgd = PGD(epsilon, step_size, max(steps), random_start, seed, batch_size=batch_size, progress=progress)
     pgd.domain = domain

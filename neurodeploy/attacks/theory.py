@@ -12,9 +12,10 @@ true-class probability f_y. Per sample x (label y) and ε we measure
 
 and report ρ_adv/ρ_rand per sample (where ρ_rand > 1e-6) next to ‖∇ₓ f_y‖₀ / n, with the Spearman
 rank correlation between the two; ρ_adv is a lower bound of the true worst-case drop (an attack).
-Weight-gradient density (Luu et al. 2025, arXiv 2509.23762, "Gradient Sparsity Trail": its
-Theorems 4.3/4.4 relate it to the input-gradient sparsity): per layer with a ``weight``, the mean over samples of the fraction of entries of
-∂L/∂W (L the cross-entropy of one sample) that are non-zero.
+Weight-gradient density (Luu et al. 2025, arXiv 2509.23762, "Gradient Sparsity Trail"; its
+Theorems 4.3/4.4 relate it to the input-gradient sparsity): per layer with a ``weight``, the mean
+over samples of the fraction of entries of ∂L/∂W (L the cross-entropy of one sample) that are
+non-zero.
 """
 from __future__ import annotations
 

@@ -120,10 +120,10 @@ def _robustness(rob: dict[str, Any]) -> list[str]:
                       if isinstance(e, dict) and "worst_case_accuracy" in e), ""]
     vul = (rob.get("theory") or {}).get("vulnerability")
     if isinstance(vul, dict):
-        lines += [f"Adversarial vs random vulnerability (Liu et al. ICML 2024, Thm 4.1), {vul.get('samples')} samples at "
-                  f"ε = {_f(vul.get('epsilon'))}: median ρ_adv/ρ_rand = {_f(vul.get('ratio_median'))}, mean input-"
-                  f"gradient density ‖∇f_y‖₀/n = {_f(vul.get('gradient_density_mean'))}, Spearman(ratio, density) = "
-                  f"{_f(vul.get('spearman_ratio_vs_density'))}.", ""]
+        lines += [f"Adversarial vs random vulnerability (Liu et al. ICML 2024, Thm 4.1), {vul.get('samples')} "
+                  f"samples at ε = {_f(vul.get('epsilon'))}: median ρ_adv/ρ_rand = {_f(vul.get('ratio_median'))}, mean "
+                  f"input-gradient density ‖∇f_y‖₀/n = {_f(vul.get('gradient_density_mean'))}, "
+                  f"Spearman(ratio, density) = {_f(vul.get('spearman_ratio_vs_density'))}.", ""]
     checklist = rob.get("checklist") or []
     if checklist:
         lines += ["", "Gradient-obfuscation checklist (Athalye et al. 2018; HIRE-SNN Table 4):", ""]
