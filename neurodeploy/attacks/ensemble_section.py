@@ -18,7 +18,7 @@ import torch
 
 from .base import InputDomain
 from .ensemble import PRESETS, EnsembleResult, Settings, parse_members, run_ensemble, transfer_worst_case
-from .estimators import TargetEstimator
+from .estimators import STOCHASTIC_ENCODINGS, TargetEstimator
 from .pgd import source_pgd
 from .sections import AttackContext, register_section, subset_index
 from .square import SquareAttack
@@ -34,7 +34,8 @@ def ensemble_settings(ctx: AttackContext) -> tuple[list, Settings, int | None]:
     s = Settings(c.epsilon, protocol_step=c.step_size, protocol_steps=c.steps, steps=c.ensemble_steps or p["steps"],
                  restarts=p["restarts"], query_budget=c.ensemble_query_budget or p["query_budget"], seed=ctx.seed,
                  batch_size=ctx.batch_size, domain=ctx.domain)
-    eot = c.eot_samples or p["eot"] or None
+    stochastic = getattr(ctx.inputs.model, "encoding", "direct") in STOCHASTIC_ENCODINGS
+    eot = c.eot_samples or (p["eot"] if stochastic else 0) or None  # EOT draws only for a random coding
     return members, s, eot
 
 

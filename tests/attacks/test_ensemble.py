@@ -247,3 +247,18 @@ def test_ensemble_gives_a_slow_target_its_stand_ins_entry_and_square_runs_on_tar
     assert calls["chip"] == 0 and e["chip"] == {**e["emu"], "via": "emu"}
     assert e["emu"]["square_samples"] == 24 - sum(e["emu"]["breaks"].values())
     assert e["emu"]["worst_case_accuracy"] <= e["emu"]["protocol_accuracy"]
+
+
+def test_thorough_preset_draws_eot_only_for_a_random_coding():
+    from neurodeploy.attacks import AttackInputs
+    from neurodeploy.attacks.ensemble_section import ensemble_settings
+    from neurodeploy.attacks.sections import AttackContext
+    from neurodeploy.recipe import AttackConfig
+
+    m = _linear()
+    x, y = torch.rand(4, 1, 2, 3), torch.zeros(4, dtype=torch.long)
+    cfg = AttackConfig(preset="thorough")
+    members, s, eot = ensemble_settings(AttackContext(AttackInputs(m, x, y), cfg))
+    assert eot is None and s.steps == 100 and s.query_budget == 2000 and len(members) == 17
+    m.encoding = "rate"
+    assert ensemble_settings(AttackContext(AttackInputs(m, x, y), cfg))[2] == 20
