@@ -98,10 +98,18 @@ def cmd_attack(a: argparse.Namespace) -> int:
     from .run import load_run
     from .stages import attack_stage
 
-    report = attack_stage(load_run(a.run_dir), _targets(a.target), progress=not a.quiet)
+    run = load_run(a.run_dir)
+    if a.preset:  # the attack ensemble's preset for this call only (the run's recipe.toml is unchanged)
+        run.recipe.attack.preset = a.preset
+    report = attack_stage(run, _targets(a.target), progress=not a.quiet)
     rob = report.get("robustness", {})
+    ens = (rob.get("ensemble") or {}).get("source")
+    if isinstance(ens, dict):
+        print(f"ensemble ({rob['ensemble']['preset']}): worst case {ens['worst_case_accuracy']:.4f} vs protocol "
+              f"PGD {ens['protocol_accuracy']:.4f}")
     for side, entries in rob.items():
-        if side in ("sweeps", "checklist", "sparsity", "pooling", "seconds") or not isinstance(entries, dict):
+        if side in ("sweeps", "ensemble", "event_budget", "checklist", "sparsity", "theory", "pooling", "seconds") \
+                or not isinstance(entries, dict):
             continue
         for attack, r in entries.items():
             if isinstance(r, dict) and "accuracy" in r:
@@ -256,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("attack", help="attack the source (and targets) of a run")
     s.add_argument("run_dir")
     s.add_argument("--target", help="comma-separated targets to attack (default: every simulated target)")
+    s.add_argument("--preset", choices=("fast", "thorough"),
+                   help="the attack ensemble's preset (default: the recipe's attack.preset)")
     s.set_defaults(fn=cmd_attack)
 
     s = sub.add_parser("study", help="train and attack recipes over several seeds: clean/FGSM/PGD mean ± std")

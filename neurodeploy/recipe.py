@@ -110,7 +110,8 @@ SWEEP_EPSILONS: tuple[float, ...] = (0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 3
 SWEEP_STEPS: tuple[int, ...] = (0, 1, 2, 3, 5, 7, 10, 20, 40)
 #: The report sections the attack stage builds by default, in order (``neurodeploy.attacks.SECTIONS``).
 ATTACK_SECTIONS: tuple[str, ...] = ("clean", "fgsm", "pgd", "blackbox", "gaussian", "random", "ann", "transfer",
-                                    "eps_sweep", "steps_sweep", "query", "checklist", "sparsity", "pooling")
+                                    "eps_sweep", "steps_sweep", "query", "ensemble", "event_budget", "checklist", "sparsity",
+                                    "theory", "pooling")
 
 
 @dataclass
@@ -132,6 +133,13 @@ class AttackConfig:
     eot_samples: int = 0  # draws of a stochastic input coding per gradient (0 = 8 if stochastic, else 1)
     batch_size: int = 256
     blackbox: str = "seed"  # surrogate for black-box attacks: seed (same net, seed + 1) | ann (the ANN twin)
+    # the attack ensemble (section "ensemble", neurodeploy/attacks/ensemble.py): per-sample worst case
+    preset: str = "fast"  # fast (the demo's budget) | thorough (17 members, K = 100, Square 2000 queries)
+    ensemble: list[str] = field(default_factory=list)  # members "attack@estimator" ([] = the preset's)
+    ensemble_samples: int = 0  # samples the ensemble attacks (0 = all attacked samples)
+    ensemble_steps: int = 0  # iterations of its PGD/APGD members (0 = the preset's)
+    ensemble_query_budget: int = 0  # queries per sample of its Square member (0 = the preset's)
+    event_budget: int = 0  # event data: events inserted/deleted per sample (L1) of section event_budget (0 = off)
 
 
 @dataclass
@@ -228,6 +236,7 @@ _CHOICES: dict[tuple[str, str], "tuple[str, ...] | str"] = {
     ("deploy", "input_spikes"): ("rate", "graded"),
     ("deploy", "targets"): "neurodeploy.targets.base:TARGETS",
     ("attack", "blackbox"): ("seed", "ann"),
+    ("attack", "preset"): ("fast", "thorough"),
     ("attack", "sections"): "neurodeploy.attacks.sections:SECTIONS",
 }
 
@@ -307,8 +316,12 @@ def _validate_sections(r: Recipe, source: str) -> None:
 
     try:
         check_sections(r.attack.sections)
+        from .attacks.ensemble import parse_members
+
+        parse_members(r.attack.ensemble)
     except AttackError as e:
-        raise RecipeError(f"{source}: attack.sections: {e}") from None
+        what = "attack.sections" if "section" in str(e) else "attack.ensemble"
+        raise RecipeError(f"{source}: {what}: {e}") from None
 
 
 def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:

@@ -39,7 +39,7 @@ for _m in pkgutil.iter_modules(__path__):
 
 
 def get_attack(name: str, **kwargs) -> Attack:
-    """An attack by name (``ATTACKS``: fgsm, gaussian, pgd, random, square) with its settings."""
+    """An attack by name (``ATTACKS``: apgd, fgsm, gaussian, pgd, random, square) with its settings."""
     return ATTACKS.get(name)(**kwargs)
 
 

@@ -13,6 +13,10 @@ shattered or stochastic) looks robust to gradient attacks; these symptoms give i
  (iv)  an unbounded attack (ε = 1) reaches ~100% success: acc(ε_max) ≤ 1 − success (0.95);
  (v)   random sampling in the ε-ball does not beat the gradient attack: acc_PGD ≤ acc_random + tol.
 
+In the attack stage (:func:`checklist_section`) items (ii) and (v) count samples rather than compare
+averages: a sample broken by the black-box or random attack and by no white-box attack (the PGD
+protocol and the ensemble's gradient members) is an escape, named in the evidence.
+
 Each item is ``{"item", "check", "passed", "evidence", "values"}``; ``passed`` is ``None`` when
 the measurement it needs was not made (e.g. no black-box surrogate).
 """
@@ -23,7 +27,7 @@ from typing import Sequence
 
 import torch
 
-from .estimators import LossGradientsMixin, accuracy
+from .estimators import LossGradientsMixin, accuracy, predict_batched
 from .fgsm import FGSM
 from .pgd import PGD
 from .random_search import RandomSampling
@@ -121,16 +125,87 @@ def run_checklist(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tenso
                                  random_accuracy=rnd_acc, tol=tol)
 
 
-@register_section("checklist", requires=("fgsm", "pgd"), after=("blackbox", "eps_sweep", "random", "query"))
+def escapes(white_broken: torch.Tensor, other_broken: torch.Tensor) -> torch.Tensor:
+    """Per sample: broken by the other (black-box, query or random) attack and by no white-box one."""
+    return other_broken & ~white_broken
+
+
+def per_sample_item(key: str, found: dict[str, list[int]], missed_by: Sequence[str], n: int, allowed: int,
+                    averages: dict | None = None) -> dict:
+    """Item (ii) or (v) counted in samples: ``found`` maps an attack (transfer, query, random) to the
+    samples (test-set indices) it broke and no white-box member did; passes when at most ``allowed``
+    such samples exist. The evidence names the samples and the white-box members that missed them."""
+    total = sorted({i for v in found.values() for i in v})
+    what = {"ii": "black-box", "v": "random sampling"}[key]
+    parts = [f"{len(v)} by {k}" + (f" (samples {', '.join(map(str, v[:20]))}{' ...' if len(v) > 20 else ''})"
+                                   if v else "") for k, v in found.items()]
+    ev = (f"{len(total)} of {n} samples broken by {what} but by no white-box member ({'; '.join(parts)}); "
+          f"missed by {', '.join(missed_by)}; allowed {allowed}")
+    values = {"escaped_samples": total, "escapes": {k: v for k, v in found.items()}, "missed_by": list(missed_by),
+              "samples": n, "allowed": allowed, **(averages or {})}
+    return {"item": key, "check": CHECKS[key], "passed": len(total) <= allowed, "evidence": ev, "values": values}
+
+
+def _wrong(ctx: AttackContext, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return predict_batched(ctx.est, x, ctx.batch_size).argmax(1).cpu() != y
+
+
+def _white_box(ctx: AttackContext) -> tuple[torch.Tensor, list[str]]:
+    """Per attacked sample: broken by the white-box attacks (the protocol PGD; and the ensemble's
+    gradient members on its samples, when it ran), and the members that attacked."""
+    from .pgd import source_pgd
+
+    white = _wrong(ctx, source_pgd(ctx), ctx.y) | _wrong(ctx, ctx.x, ctx.y)
+    members = ["pgd7@train" if not ctx.cfg.random_start else "pgd@train (recipe)"]
+    ens = ctx.recall("ensemble")
+    if ens is not None:
+        ie, res, ms = ens
+        grad = torch.tensor([b not in ("", "square") for b in res.broken_by], dtype=torch.bool)
+        white[ie] |= grad
+        members = [m.label for m in ms if m.attack != "square" and "skipped" not in res.members.get(m.label, {})]
+    return white, members
+
+
+def per_sample_checks(ctx: AttackContext) -> dict[str, dict[str, list[int]]]:
+    """Per item (ii)/(v): attack -> test-set indices of the samples it broke that no white-box member did."""
+    white, _ = _white_box(ctx)
+    idx = ctx.index
+    out: dict[str, dict[str, list[int]]] = {}
+    bb = ctx.recall("blackbox_pgd")
+    if bb is not None:
+        out.setdefault("ii", {})["transfer"] = idx[escapes(white, _wrong(ctx, bb, ctx.y))].tolist()
+    q = ctx.recall("query_source")
+    if q is not None:
+        iq, xq = q
+        out.setdefault("ii", {})["query"] = idx[iq][escapes(white[iq], _wrong(ctx, xq, ctx.y[iq]))].tolist()
+    r = ctx.recall("random")
+    if r is not None:
+        out["v"] = {"random": idx[escapes(white, _wrong(ctx, r, ctx.y))].tolist()}
+    return out
+
+
+@register_section("checklist", requires=("fgsm", "pgd"), after=("blackbox", "eps_sweep", "random", "query", "ensemble"))
 def checklist_section(ctx: AttackContext) -> dict:
-    """``checklist``: the five checks from the accuracies the sections before it measured (a check
-    whose measurement was not made is ``None``); tolerance max(0.01, 1/N) for N attacked samples."""
+    """``checklist``: the five checks from what the sections before it measured (a check whose
+    measurement was not made is ``None``); tolerance max(0.01, 1/N) for N attacked samples.
+
+    Items (ii) and (v) count samples: a sample that the black-box transfer, the query attack or
+    random sampling broke while no white-box attack did (the protocol PGD, and every gradient member
+    of the ensemble when it ran) is an escape; the item fails with more than ⌊tol·N⌋ escapes and
+    names them (test-set indices) and the members that missed them."""
     src, rows = ctx.report["source"], ctx.report.get("sweeps", {}).get("epsilon")
     bb, q = src.get("blackbox_pgd"), src.get("query")
+    n = len(ctx.x)
+    tol = max(0.01, 1.0 / max(n, 1))
     items = obfuscation_checklist(
         fgsm_accuracy=src["fgsm"]["accuracy"], pgd_accuracy=src["pgd"]["accuracy"],
         blackbox_accuracy=bb["accuracy"] if bb else None, eps_sweep=rows,
         random_accuracy=src["random"]["accuracy"] if src.get("random") else None,
         query_accuracy=q["accuracy"] if q else None, query_pgd_accuracy=q["pgd_accuracy_same_samples"] if q else None,
-        tol=max(0.01, 1.0 / max(len(ctx.x), 1)))
+        tol=tol)
+    _, members = _white_box(ctx)
+    allowed = int(tol * n + 1e-9)
+    for key, found in per_sample_checks(ctx).items():
+        pos = next(k for k, it in enumerate(items) if it["item"] == key)
+        items[pos] = per_sample_item(key, found, members, n, allowed, averages=items[pos]["values"])
     return {"checklist": items}

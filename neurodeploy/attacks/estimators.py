@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 import logging
-from typing import Callable, Iterator, Sequence
+from typing import Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +32,12 @@ from ..errors import AttackError
 log = logging.getLogger(__name__)
 
 STOCHASTIC_ENCODINGS = ("rate", "poisson")  # input codings drawn at random on every forward pass
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, y) -> per-sample loss [B]
+
+
+def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y, reduction="none")
 
 __all__ = [
     "ClassifierMixin", "LossGradientsMixin", "SourceEstimator", "TargetEstimator", "check_estimator", "eval_mode",
@@ -88,11 +94,15 @@ class SourceEstimator(ClassifierMixin, LossGradientsMixin):
     :meth:`loss_gradient` (EOT); ``None`` picks 8 when the model's ``encoding`` is stochastic
     (``"rate"``, ``"poisson"``) and 1 otherwise. ``seed`` seeds the coding's generator so that
     gradients (and so attacks) are reproducible; the model's own generator is restored afterwards.
+    ``gradient_variant(model)`` is a context manager entered around the gradient computations only
+    (never around :meth:`predict`): it changes how the gradient is estimated (another surrogate
+    swapped in, a rate-based backward; :mod:`.gradients`), not what the model predicts.
     """
 
     def __init__(self, model: nn.Module, n_classes: int | None = None, *, eot_samples: int | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, gradient_variant: Callable[[nn.Module], ContextManager] | None = None) -> None:
         self.model = model
+        self.gradient_variant = gradient_variant
         self.stochastic = getattr(model, "encoding", "direct") in STOCHASTIC_ENCODINGS
         self.eot_samples = int(eot_samples if eot_samples is not None else (8 if self.stochastic else 1))
         if self.eot_samples < 1:
@@ -128,14 +138,28 @@ class SourceEstimator(ClassifierMixin, LossGradientsMixin):
 
         With a stochastic coding: the mean over ``eot_samples`` draws (EOT).
         """
+        return self.loss_and_gradient(x, y)[2]
+
+    def loss_and_gradient(self, x: torch.Tensor, y: torch.Tensor, loss: LossFn | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits [B, classes], per-sample loss [B], ∇ₓ Σ_b loss_b) at ``x``, each the mean over the
+        ``eot_samples`` draws of a stochastic coding (EOT). ``loss(logits, y) -> [B]`` defaults to
+        the cross-entropy; APGD passes the DLR loss (:func:`neurodeploy.attacks.apgd.dlr_loss`)."""
+        loss = loss or _ce
         grad = torch.zeros_like(x)
-        with self._context(), torch.enable_grad():
+        logits = values = None
+        variant = self.gradient_variant(self.model) if self.gradient_variant else contextlib.nullcontext()
+        with self._context(), variant, torch.enable_grad():
             for _ in range(self.eot_samples):
                 xi = x.detach().clone().requires_grad_(True)
-                loss = F.cross_entropy(self.model(xi), y, reduction="sum")
-                (g,) = torch.autograd.grad(loss, xi)
+                out = self.model(xi)
+                per = loss(out, y)
+                (g,) = torch.autograd.grad(per.sum(), xi)
                 grad += g
-        return grad / self.eot_samples
+                logits = out.detach() if logits is None else logits + out.detach()
+                values = per.detach() if values is None else values + per.detach()
+        assert logits is not None and values is not None
+        return logits / self.eot_samples, values / self.eot_samples, grad / self.eot_samples
 
 
 class TargetEstimator(ClassifierMixin):

@@ -35,7 +35,7 @@ class FGSM(Attack):
 
 def fgsm_images(ctx: AttackContext, estimator: LossGradientsMixin) -> torch.Tensor:
     """FGSM(ε) images of the attacked samples, crafted on ``estimator``."""
-    return FGSM(ctx.cfg.epsilon, batch_size=ctx.batch_size).generate(estimator, ctx.x, ctx.y)
+    return ctx.attack(FGSM(ctx.cfg.epsilon, batch_size=ctx.batch_size)).generate(estimator, ctx.x, ctx.y)
 
 
 def source_fgsm(ctx: AttackContext) -> torch.Tensor:

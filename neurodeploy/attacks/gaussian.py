@@ -39,5 +39,6 @@ class GaussianNoise(Attack):
 def gaussian_section(ctx: AttackContext) -> dict:
     """``source.gaussian``: accuracy under Gaussian noise σ = ε, clipped to the ε-ball."""
     eps = ctx.cfg.epsilon
-    x_g = GaussianNoise(eps, seed=ctx.seed, batch_size=ctx.batch_size).generate(ctx.est, ctx.x, ctx.y)
-    return {"source": {"gaussian": {"epsilon": eps, "sigma": eps, "accuracy": accuracy(ctx.est, x_g, ctx.y, ctx.batch_size)}}}
+    x_g = ctx.attack(GaussianNoise(eps, seed=ctx.seed, batch_size=ctx.batch_size)).generate(ctx.est, ctx.x, ctx.y)
+    acc = accuracy(ctx.est, x_g, ctx.y, ctx.batch_size)
+    return {"source": {"gaussian": {"epsilon": eps, "sigma": eps, "accuracy": acc}}}

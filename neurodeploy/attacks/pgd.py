@@ -16,7 +16,7 @@ from typing import Iterable
 import torch
 from tqdm.auto import tqdm
 
-from .base import Attack, project_linf, register_attack
+from .base import Attack, register_attack
 from .estimators import LossGradientsMixin, accuracy
 from .sections import AttackContext, register_section
 
@@ -42,12 +42,12 @@ class PGD(Attack):
         if not self.random_start:
             return x.clone()
         noise = torch.rand(x.shape, generator=gen, dtype=x.dtype) * 2 - 1
-        return project_linf(x + self.epsilon * noise.to(x.device), x, self.epsilon)
+        return self.project(x + self.epsilon * noise.to(x.device), x)
 
     def _step(self, estimator: LossGradientsMixin, x_adv: torch.Tensor, x: torch.Tensor,
               y: torch.Tensor) -> torch.Tensor:
         grad = estimator.loss_gradient(x_adv, y)
-        return project_linf(x_adv + self.step_size * grad.sign(), x, self.epsilon)
+        return self.project(x_adv + self.step_size * grad.sign(), x)
 
     def _generate_batch(self, estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tensor,
                         gen: torch.Generator) -> torch.Tensor:
@@ -78,7 +78,7 @@ class PGD(Attack):
                 if k > 0:
                     x_adv = self._step(estimator, x_adv, xb, yb)
                 if k in out:
-                    out[k].append(x_adv.detach())
+                    out[k].append(self.finish(x_adv, xb).detach())
         return {k: torch.cat(v) for k, v in out.items()}
 
     def __repr__(self) -> str:
@@ -89,8 +89,8 @@ class PGD(Attack):
 def pgd_images(ctx: AttackContext, estimator: LossGradientsMixin) -> torch.Tensor:
     """PGD(ε, α, K) images of the attacked samples with the recipe's settings, crafted on ``estimator``."""
     c = ctx.cfg
-    return PGD(c.epsilon, c.step_size, c.steps, c.random_start, ctx.seed,
-               batch_size=ctx.batch_size).generate(estimator, ctx.x, ctx.y)
+    return ctx.attack(PGD(c.epsilon, c.step_size, c.steps, c.random_start, ctx.seed,
+                          batch_size=ctx.batch_size)).generate(estimator, ctx.x, ctx.y)
 
 
 def pgd_settings(ctx: AttackContext) -> dict:

@@ -6,6 +6,8 @@ gradients are masked. We sample the vertices of the L∞ ball (the strongest ran
 
     x̂ⱼ = clip_[0,1]( x + ε · sⱼ ),   sⱼ ~ U{−1, +1}ⁿ,   j = 1..n_samples
 
+(clipped to the input domain and rounded to whole events for event data, :class:`.base.InputDomain`)
+
 and keep, per sample, the first x̂ⱼ that is misclassified (else the one with the lowest margin
 f_y − max_{k≠y} f_k). Needs queries only (:class:`ClassifierMixin`): n_samples per input.
 """
@@ -49,7 +51,7 @@ class RandomSampling(Attack):
             if not active.any():
                 break
             sign = torch.randint(0, 2, x.shape, generator=gen).to(x) * 2 - 1
-            cand = torch.clamp(x + self.epsilon * sign, 0.0, 1.0)
+            cand = self.finish(x + self.epsilon * sign, x)
             m = margin(estimator.predict(cand[active]), y[active]).cpu()
             idx = active.nonzero().squeeze(1)
             better = m < best_margin[idx]
@@ -62,6 +64,7 @@ class RandomSampling(Attack):
 def random_section(ctx: AttackContext) -> dict:
     """``source.random``: accuracy under ``attack.random_samples`` random vertices of the ε-ball."""
     c = ctx.cfg
-    x_r = RandomSampling(c.epsilon, c.random_samples, ctx.seed, batch_size=ctx.batch_size).generate(ctx.est, ctx.x, ctx.y)
+    rnd = ctx.attack(RandomSampling(c.epsilon, c.random_samples, ctx.seed, batch_size=ctx.batch_size))
+    x_r = ctx.memo("random", lambda: rnd.generate(ctx.est, ctx.x, ctx.y))
     return {"source": {"random": {"epsilon": c.epsilon, "samples_per_input": c.random_samples,
                                   "accuracy": accuracy(ctx.est, x_r, ctx.y, ctx.batch_size)}}}

@@ -28,6 +28,7 @@ from torch import nn
 from ..errors import AttackError
 from ..recipe import AttackConfig
 from ..registry import Registry
+from .base import IMAGE, Attack, InputDomain
 from .estimators import SourceEstimator
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ class AttackInputs:
     are only queried. ``stand_ins`` maps a slow target to a spike-exact one whose query attack and
     ε sweep stand for it (transfer attacks still run on the target itself). ``surrogate_model``
     crafts the black-box images (else the ANN twin ``ann``). ``pool_variants`` (e.g.
-    ``{"avg": net, "max": net_max}``) feed the ``pooling`` section.
+    ``{"avg": net, "max": net_max}``) feed the ``pooling`` section. ``domain``: the valid inputs
+    (:class:`~.base.InputDomain`; ε is in its units, every attack projects onto it).
     """
 
     model: nn.Module
@@ -84,6 +86,7 @@ class AttackInputs:
     targets: Mapping[str, QueryFn] = field(default_factory=dict)
     stand_ins: Mapping[str, str] = field(default_factory=dict)
     pool_variants: Mapping[str, nn.Module] = field(default_factory=dict)
+    domain: InputDomain = IMAGE  # valid inputs in the data's units (event counts: InputDomain.of(dataset))
 
 
 class AttackContext:
@@ -93,7 +96,9 @@ class AttackContext:
     def __init__(self, inputs: AttackInputs, cfg: AttackConfig) -> None:
         self.inputs, self.cfg = inputs, cfg
         self.seed, self.batch_size = inputs.seed, cfg.batch_size
-        self.x, self.y = subset(inputs.x.detach().float(), inputs.y.detach().long(), cfg.max_samples, inputs.seed)
+        self.domain = inputs.domain
+        self.index = subset_index(len(inputs.x), cfg.max_samples, inputs.seed)  # test-set index of each sample
+        self.x, self.y = inputs.x.detach().float()[self.index], inputs.y.detach().long()[self.index]
         self.est = SourceEstimator(inputs.model, inputs.n_classes, eot_samples=cfg.eot_samples or None,
                                    seed=inputs.seed)
         self.n_classes = inputs.n_classes or int(self.est.predict(self.x[:1]).shape[1])
@@ -119,11 +124,20 @@ class AttackContext:
         """The seeded subset of n of the attacked samples (the sweeps', the sparsity audit's)."""
         return subset(self.x, self.y, n, self.seed)
 
+    def attack(self, attack: "Attack") -> "Attack":
+        """``attack`` set to this run's input domain (returned for chaining)."""
+        attack.domain = self.domain
+        return attack
+
     def memo(self, key: str, make: Callable[[], Any]) -> Any:
         """``make()`` once per run (e.g. the source's PGD images, shared by several sections)."""
         if key not in self._memo:
             self._memo[key] = make()
         return self._memo[key]
+
+    def recall(self, key: str) -> Any:
+        """What :meth:`memo` holds under ``key``, or None if no section made it in this run."""
+        return self._memo.get(key)
 
     def merge(self, fragment: Mapping[str, Any]) -> None:
         """Merge a section's fragment into the report (nested dicts merged, other values set)."""

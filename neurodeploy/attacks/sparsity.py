@@ -31,10 +31,19 @@ log = logging.getLogger(__name__)
 
 
 def _named_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    layers = getattr(model, "layers", None)
-    if isinstance(layers, nn.ModuleDict):
-        return list(layers.items())
-    return list(model.named_children())
+    """Every node of the network (``model.named_nodes()`` of the graph executor, else ``layers`` or the
+    children) and, inside a composite node (a SEW/membrane residual block), every operation in it
+    as ``node.op`` (``block1.conv1``, ``block1.sn1``, ...), so the sparsity is seen inside the blocks."""
+    if hasattr(model, "named_nodes"):
+        top = list(model.named_nodes())
+    else:
+        layers = getattr(model, "layers", None)
+        top = list(layers.items()) if isinstance(layers, nn.ModuleDict) else list(model.named_children())
+    out = []
+    for name, m in top:
+        out.append((name, m))
+        out += [(f"{name}.{sub}", mm) for sub, mm in m.named_modules() if sub and not list(mm.children())]
+    return out
 
 
 def _per_sample(g: torch.Tensor, batch: int, timesteps: int) -> torch.Tensor:
@@ -47,7 +56,8 @@ def _per_sample(g: torch.Tensor, batch: int, timesteps: int) -> torch.Tensor:
 
 
 def gradient_sparsity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256) -> list[dict]:
-    """Per layer: ``{layer, kind, zero_fraction, l2_norm, entries_per_sample}`` of ∂L/∂(layer input)."""
+    """Per layer and per operation inside a composite block (``block.sn1``; ``depth`` 1):
+    ``{layer, kind, depth, zero_fraction, l2_norm, entries_per_sample}`` of ∂L/∂(its input)."""
     layers = _named_layers(model)
     timesteps = int(getattr(model, "timesteps", 1))
     stats = {name: {"zeros": 0, "total": 0, "l2": 0.0, "entries": 0} for name, _ in layers}
@@ -84,7 +94,8 @@ def gradient_sparsity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, bat
         s = stats[name]
         if s["total"] == 0:
             continue
-        rows.append({"layer": name, "kind": type(m).__name__, "zero_fraction": s["zeros"] / s["total"],
+        rows.append({"layer": name, "kind": type(m).__name__, "depth": name.count("."),
+                     "zero_fraction": s["zeros"] / s["total"],
                      "l2_norm": s["l2"] / max(n, 1), "entries_per_sample": s["entries"]})
     return rows
 

@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import AttackError
-from .base import Attack, project_linf, register_attack
+from .base import Attack, register_attack
 from .estimators import ClassifierMixin, TargetEstimator, accuracy
 from .sections import AttackContext, register_section, subset_index
 from .random_search import margin
@@ -96,7 +96,7 @@ class SquareAttack(Attack):
         xs, qs, ss = [], [], []
         for i in range(0, len(x), bs):
             xa, q, s = self._attack_batch(estimator, x[i:i + bs], y[i:i + bs], gen)
-            xs.append(project_linf(xa, x[i:i + bs], self.epsilon))
+            xs.append(self.finish(xa, x[i:i + bs]))
             qs.append(q)
             ss.append(s)
         if not xs:
@@ -122,9 +122,9 @@ class SquareAttack(Attack):
         c = math.prod(shape[1:-2])
         x = x.reshape(n, c, h, w)
         est = _Reshaped(est, tuple(shape[1:]))
-        eps = self.epsilon
+        eps = float(math.floor(self.epsilon + 1e-9)) if self.domain.integer else self.epsilon  # whole events
         sign = lambda *shape: (torch.randint(0, 2, shape, generator=gen) * 2 - 1).to(x)  # noqa: E731
-        x_best = torch.clamp(x + eps * sign(n, c, 1, w), 0.0, 1.0)
+        x_best = self.domain.clamp(x + eps * sign(n, c, 1, w))
         m_best = margin(est.predict(x_best), y).cpu()
         queries = torch.ones(n, dtype=torch.long)
         n_iters = self.max_queries - 1
@@ -147,7 +147,7 @@ class SquareAttack(Attack):
             for _ in range(20):  # resample the window's value until it changes the image (paper, Alg. 2)
                 new = torch.where(win & todo.view(k, 1, 1, 1), eps * sign(k, c, 1, 1), delta)
                 delta = new
-                cand = torch.clamp(xa + delta, 0.0, 1.0)
+                cand = self.domain.clamp(xa + delta)
                 todo = ((cand - xb).abs() < 1e-7).flatten(1).all(1)
                 if not todo.any():
                     break
@@ -190,15 +190,17 @@ def query_section(ctx: AttackContext) -> dict:
         return {"source": {"query": None}}
     iq = subset_index(len(ctx.x), c.query_samples, ctx.seed)
     xq, yq, x_pgd = ctx.x[iq], ctx.y[iq], source_pgd(ctx)[iq]
-    square = SquareAttack(c.epsilon, max_queries=c.query_budget, seed=ctx.seed, batch_size=bs)
+    square = ctx.attack(SquareAttack(c.epsilon, max_queries=c.query_budget, seed=ctx.seed, batch_size=bs))
 
-    def entry(estimator: ClassifierMixin, acc: Callable[[torch.Tensor], float]) -> dict:
+    def entry(estimator: ClassifierMixin, acc: Callable[[torch.Tensor], float], keep: bool = False) -> dict:
         res = square.run(estimator, xq, yq)
+        if keep:  # the source's images: the checklist's per-sample item (ii) reads them
+            ctx.memo("query_source", lambda: (iq, res.x_adv))
         head = {"attack": "square", "epsilon": c.epsilon, "max_queries": c.query_budget, "p_init": square.p_init,
                 "accuracy": acc(res.x_adv)}
         return {**head, **res.summary(), "clean_accuracy_same_samples": acc(xq), "pgd_accuracy_same_samples": acc(x_pgd)}
 
-    out: dict = {"source": {"query": entry(ctx.est, lambda xa: accuracy(ctx.est, xa, yq, bs))}}
+    out: dict = {"source": {"query": entry(ctx.est, lambda xa: accuracy(ctx.est, xa, yq, bs), keep=True)}}
     for name, fn in ctx.queried_targets().items():
         out[name] = {"query": entry(TargetEstimator(fn, ctx.n_classes), lambda xa, fn=fn: ctx.target_accuracy(fn, xa, yq))}
     for name, stand_in in ctx.inputs.stand_ins.items():

@@ -15,6 +15,9 @@ the file of its attack. The default list gives:
   ``transfer_pgd``) and the Square attack against its simulation (``query``).
 - ``sweeps``: accuracy against ε (up to ε = 1, "unbounded"; targets evaluated on the source's
   images; ``eps_sweep``) and against the PGD iterations K (up to 40; ``steps_sweep``).
+- ``ensemble``: the per-sample worst case of the attack ensemble (APGD-CE/DLR, PGD with restarts,
+  several gradient estimators, Square) on the source and each target, with the gap to the PGD-K
+  protocol and the member that found each break (:mod:`.ensemble`, :mod:`.ensemble_section`).
 - ``checklist``: the five gradient-obfuscation checks (:mod:`.checklist`).
 - ``sparsity``: the input-gradient sparsity per layer; ``pooling``: the max- vs avg-pool table
   when pool variants are given (:mod:`.sparsity`).
@@ -34,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ..errors import AttackError
 from ..recipe import AttackConfig
-from . import checklist, gaussian, random_search, sparsity, square, sweeps, transfer  # noqa: F401  (register sections)
+from . import checklist, ensemble_section, gaussian, random_search, sparsity, square, sweeps, transfer  # noqa: F401
 from .estimators import SourceEstimator, accuracy
 from .fgsm import fgsm_images, source_fgsm
 from .pgd import pgd_images, pgd_settings, source_pgd
@@ -43,7 +46,8 @@ from .sections import SECTIONS, AttackContext, AttackInputs, QueryFn, check_sect
 log = logging.getLogger(__name__)
 
 #: Top-level keys of the robustness section a target name may not take.
-RESERVED = frozenset({"source", "sweeps", "checklist", "sparsity", "pooling", "seconds"})
+RESERVED = frozenset({"source", "sweeps", "ensemble", "event_budget", "checklist", "sparsity", "theory", "pooling",
+                      "seconds"})
 
 
 def target_query_fn(target: object, deployment: object, batch_size: int = 256) -> QueryFn:

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..recipe import SWEEP_EPSILONS, SWEEP_STEPS
+from .base import IMAGE, InputDomain
 from .estimators import ClassifierMixin, LossGradientsMixin, accuracy
 from .pgd import PGD
 from .sections import AttackContext, register_section
@@ -41,7 +42,8 @@ def sweep_step_size(epsilon: float, step_size: float, base_epsilon: float) -> fl
 def epsilon_sweep(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tensor,
                   epsilons: Sequence[float] = DEFAULT_EPSILONS, *, step_size: float = 0.01, steps: int = 7,
                   base_epsilon: float = 8 / 255, random_start: bool = False, seed: int = 0, batch_size: int = 256,
-                  others: Mapping[str, Evaluator] | None = None, progress: bool = False) -> list[dict]:
+                  others: Mapping[str, Evaluator] | None = None, progress: bool = False,
+                  domain: InputDomain = IMAGE) -> list[dict]:
     """PGD-K accuracy at each ε: ``[{epsilon, step_size, steps, accuracy, others: {name: acc}}]``.
 
     ``base_epsilon`` is ε₀ of the step-size rule α(ε) = α · max(1, ε / ε₀).
@@ -53,6 +55,7 @@ def epsilon_sweep(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tenso
     for eps in tqdm(list(epsilons), desc="eps sweep", disable=not progress, leave=False):
         alpha = sweep_step_size(eps, step_size, base_epsilon)
         pgd = PGD(eps, alpha, steps, random_start, seed, batch_size=batch_size)
+        pgd.domain = domain
         x_adv = x if eps == 0 else pgd.generate(estimator, x, y)
         row = {"epsilon": float(eps), "step_size": alpha, "steps": steps,
                "accuracy": accuracy(estimator, x_adv, y, batch_size)}  # type: ignore[arg-type]
@@ -65,9 +68,11 @@ def epsilon_sweep(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tenso
 
 def steps_sweep(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tensor, epsilon: float = 8 / 255,
                 step_size: float = 0.01, steps: Sequence[int] = DEFAULT_STEPS, *, random_start: bool = False,
-                seed: int = 0, batch_size: int = 256, progress: bool = False) -> list[dict]:
+                seed: int = 0, batch_size: int = 256, progress: bool = False,
+                domain: InputDomain = IMAGE) -> list[dict]:
     """PGD accuracy at each K from one run of K = max(steps): ``[{steps, accuracy, epsilon, step_size}]``."""
     pgd = PGD(epsilon, step_size, max(steps), random_start, seed, batch_size=batch_size, progress=progress)
+    pgd.domain = domain
     path = pgd.generate_path(estimator, x, y, steps)
     est: ClassifierMixin = estimator  # type: ignore[assignment]
     return [{"steps": k, "accuracy": accuracy(est, path[k], y, batch_size), "epsilon": float(epsilon),
@@ -92,7 +97,7 @@ def eps_sweep_section(ctx: AttackContext) -> dict:
     others = {name: on_target(fn) for name, fn in ctx.queried_targets().items()}
     rows = epsilon_sweep(ctx.est, xs, ys, c.sweep_epsilons, step_size=c.step_size, steps=c.steps,
                          base_epsilon=c.epsilon, random_start=c.random_start, seed=ctx.seed,
-                         batch_size=ctx.batch_size, others=others) if c.sweep_epsilons else []
+                         batch_size=ctx.batch_size, others=others, domain=ctx.domain) if c.sweep_epsilons else []
     return {"sweeps": {"epsilon": rows, "samples": len(xs)}}
 
 
@@ -102,5 +107,5 @@ def steps_sweep_section(ctx: AttackContext) -> dict:
     c = ctx.cfg
     xs, ys = _sweep_samples(ctx)
     rows = steps_sweep(ctx.est, xs, ys, c.epsilon, c.step_size, c.sweep_steps, random_start=c.random_start,
-                       seed=ctx.seed, batch_size=ctx.batch_size) if c.sweep_steps else []
+                       seed=ctx.seed, batch_size=ctx.batch_size, domain=ctx.domain) if c.sweep_steps else []
     return {"sweeps": {"steps": rows, "samples": len(xs)}}

@@ -64,7 +64,7 @@ def blackbox_section(ctx: AttackContext) -> dict:
     if model is None:
         return {"source": {"blackbox_fgsm": None, "blackbox_pgd": None}}
     bb = SourceEstimator(model, ctx.n_classes, seed=ctx.seed)
-    xb_f, xb_p = fgsm_images(ctx, bb), pgd_images(ctx, bb)
+    xb_f, xb_p = fgsm_images(ctx, bb), ctx.memo("blackbox_pgd", lambda: pgd_images(ctx, bb))
     return {"source": {
         "blackbox_fgsm": {"epsilon": eps, "surrogate": name, "accuracy": accuracy(ctx.est, xb_f, ctx.y, ctx.batch_size)},
         "blackbox_pgd": {**pgd_settings(ctx), "surrogate": name,

@@ -29,6 +29,9 @@ class Dataset:
     # training augmentation ``augment(x_batch, generator) -> x_batch`` (CIFAR: crop + flip)
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
     sensor_size: tuple[int, int, int] | None = None  # event data: (W, H, P) as in tonic
+    # the valid inputs in the data's own units (attacks project onto them; attacks.base.InputDomain)
+    input_range: tuple[float, float] = (0.0, 1.0)
+    integer_input: bool = False  # values are whole event counts (attacked inputs are rounded)
 
     def loader(self, split: str, batch_size: int, shuffle: bool, seed: int = 0):
         """Batches of (x, y); training batches are augmented (seeded by ``seed``) when the dataset has one."""
@@ -123,7 +126,7 @@ def _event_digits(cfg: DataConfig, seed: int) -> Dataset:
     tr, te = stratified_split(y, cfg.test_fraction, seed)
     return Dataset("event-digits", torch.from_numpy(frames[tr]), torch.from_numpy(y[tr]),
                    torch.from_numpy(frames[te]), torch.from_numpy(y[te]), (2, CANVAS, CANVAS), 10,
-                   sensor_size=(CANVAS, CANVAS, 2))
+                   sensor_size=(CANVAS, CANVAS, 2), input_range=(0.0, 1.0), integer_input=True)
 
 
 from . import neuromorphic as _neuromorphic  # noqa: E402,F401  (registers nmnist, dvsgesture, cifar10-dvs)

@@ -133,7 +133,8 @@ def _nmnist(cfg: DataConfig, seed: int) -> Dataset:
 
     xtr, ytr = _load_split(files("Train"), read_nmnist_bin, sensor, cfg, str(root / "Train"))
     xte, yte = _load_split(files("Test"), read_nmnist_bin, sensor, cfg, str(root / "Test"))
-    return Dataset("nmnist", xtr, ytr, xte, yte, _shape(sensor, cfg), 10, sensor_size=sensor)
+    return Dataset("nmnist", xtr, ytr, xte, yte, _shape(sensor, cfg), 10, sensor_size=sensor,
+                   input_range=(0.0, 255.0), integer_input=True)
 
 
 @register_dataset("dvsgesture", events=True)
@@ -147,7 +148,8 @@ def _dvsgesture(cfg: DataConfig, seed: int) -> Dataset:
 
     xtr, ytr = _load_split(files("ibmGestureTrain"), read_dvsgesture_npy, sensor, cfg, str(root / "ibmGestureTrain"))
     xte, yte = _load_split(files("ibmGestureTest"), read_dvsgesture_npy, sensor, cfg, str(root / "ibmGestureTest"))
-    return Dataset("dvsgesture", xtr, ytr, xte, yte, _shape(sensor, cfg), 11, sensor_size=sensor)
+    return Dataset("dvsgesture", xtr, ytr, xte, yte, _shape(sensor, cfg), 11, sensor_size=sensor,
+                   input_range=(0.0, 255.0), integer_input=True)
 
 
 CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -161,4 +163,5 @@ def _cifar10dvs(cfg: DataConfig, seed: int) -> Dataset:
     files = [(f, i) for i, c in enumerate(CIFAR10DVS_CLASSES) for f in sorted((root / c).glob("*.aedat4"))]
     x, y = _load_split(files, read_aedat4_events, sensor, cfg, str(root))
     tr, te = stratified_split(y.numpy(), cfg.test_fraction, seed)
-    return Dataset("cifar10-dvs", x[tr], y[tr], x[te], y[te], _shape(sensor, cfg), 10, sensor_size=sensor)
+    return Dataset("cifar10-dvs", x[tr], y[tr], x[te], y[te], _shape(sensor, cfg), 10, sensor_size=sensor,
+                   input_range=(0.0, 255.0), integer_input=True)

@@ -65,6 +65,24 @@ def _acc(entry: Any) -> Any:
     return entry.get("accuracy") if isinstance(entry, dict) else None
 
 
+def _ensemble(ens: Any) -> list[str]:
+    """The attack ensemble: per model and target, protocol vs per-sample worst case, breaks per member."""
+    if not isinstance(ens, dict) or not isinstance(ens.get("source"), dict):
+        return []
+    rows = []
+    for name, e in ens.items():
+        if isinstance(e, dict) and "worst_case_accuracy" in e:
+            breaks = ", ".join(f"{k} {v}" for k, v in e.get("breaks", {}).items())
+            rows.append([name, e.get("samples"), e.get("clean_accuracy"), e.get("protocol_accuracy"),
+                         e.get("worst_case_accuracy"), e.get("gap"), breaks or "-"])
+    return ["", f"Attack ensemble, preset {ens.get('preset')} ({len(ens.get('members', []))} members, K = "
+            f"{ens.get('steps')}, Square {ens.get('query_budget')} queries; ε = {_f(ens.get('epsilon'))} in "
+            f"{ens.get('unit')}; {_f(ens.get('seconds'), 1)} s): robust accuracy = samples no member broke; "
+            "protocol = HIRE-SNN PGD-K without random start; breaks credited to the first member that found them.",
+            "", _table(["model", "samples", "clean", "protocol PGD", "worst case", "gap", "breaks by member"], rows),
+            ""]
+
+
 def _robustness(rob: dict[str, Any]) -> list[str]:
     """Source vs each target: clean, white-box, black-box/transfer and query-only accuracies."""
     src = rob.get("source", {})
@@ -77,7 +95,9 @@ def _robustness(rob: dict[str, Any]) -> list[str]:
         rows.append(["ANN twin (white-box)", _acc(ann.get("clean")), _acc(ann.get("fgsm")), _acc(ann.get("pgd")),
                      None, None, None, None, None])
     for name, t in rob.items():
-        if name in ("source", "sweeps", "checklist", "sparsity", "pooling", "seconds") or not isinstance(t, dict):
+        if name in ("source", "sweeps", "ensemble", "event_budget", "checklist", "sparsity", "theory", "pooling",
+                    "seconds") or \
+                not isinstance(t, dict):
             continue
         rows.append([f"target {name} (transfer)", _acc(t.get("clean")), _acc(t.get("transfer_fgsm")),
                      _acc(t.get("transfer_pgd")), None, None, None, _acc(t.get("query")),
@@ -91,6 +111,19 @@ def _robustness(rob: dict[str, Any]) -> list[str]:
     for name, t in rob.items():
         if isinstance(t, dict) and t.get("note"):
             lines.append(f"- {name}: {t['note']}")
+    lines += _ensemble(rob.get("ensemble"))
+    eb = rob.get("event_budget")
+    if isinstance(eb, dict) and isinstance(eb.get("source"), dict):
+        lines += [f"Event budget: at most {eb.get('budget')} {eb.get('unit')}; robust accuracy (worst case over "
+                  f"{', '.join(eb.get('members', []))}): " + ", ".join(
+                      f"{n} {_f(e.get('worst_case_accuracy'))}" for n, e in eb.items()
+                      if isinstance(e, dict) and "worst_case_accuracy" in e), ""]
+    vul = (rob.get("theory") or {}).get("vulnerability")
+    if isinstance(vul, dict):
+        lines += [f"Adversarial vs random vulnerability (Liu et al. ICML 2024, Thm 4.1), {vul.get('samples')} "
+                  f"samples at ε = {_f(vul.get('epsilon'))}: median ρ_adv/ρ_rand = {_f(vul.get('ratio_median'))}, mean "
+                  f"input-gradient density ‖∇f_y‖₀/n = {_f(vul.get('gradient_density_mean'))}, "
+                  f"Spearman(ratio, density) = {_f(vul.get('spearman_ratio_vs_density'))}.", ""]
     checklist = rob.get("checklist") or []
     if checklist:
         lines += ["", "Gradient-obfuscation checklist (Athalye et al. 2018; HIRE-SNN Table 4):", ""]

@@ -24,6 +24,7 @@ from .train import train_surrogate
 def attack_stage(run: Run, targets: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
     """The recipe's ``[attack] sections`` on the source and on every target in ``targets`` (default:
     every simulated target); the stage itself notes and routes each target's stand-in."""
+    from ..attacks.base import InputDomain
     from ..attacks.stage import AttackInputs, robustness_report, target_query_fn
     from ..report.figures_robustness import write_robustness_figures
 
@@ -47,7 +48,7 @@ def attack_stage(run: Run, targets: list[str] | None = None, progress: bool = Tr
         surrogate = run.ann
     inputs = AttackInputs(run.model, x, y, n_classes=run.data.num_classes, seed=r.seed,
                           ann=run.ann if run.has_ann else None, surrogate_model=surrogate, targets=queries,
-                          stand_ins=stand_ins)
+                          stand_ins=stand_ins, domain=InputDomain.of(run.data))
     rob = robustness_report(inputs, a, progress=progress)
     fp = resume.attack_fp(run, targets)  # after the surrogate: its stamp is an input
     with run.locked():

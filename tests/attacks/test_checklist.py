@@ -82,3 +82,45 @@ def test_a_query_attack_stronger_than_pgd_fails_item_ii():
     assert ii["passed"] is False and "query attack 0.200" in ii["evidence"]
     ok = obfuscation_checklist(fgsm_accuracy=0.5, pgd_accuracy=0.4, query_accuracy=0.5, query_pgd_accuracy=0.45)
     assert next(it for it in ok if it["item"] == "ii")["passed"] is True
+
+
+def test_items_ii_and_v_count_samples_in_the_stage(models):
+    """A masked model in the attack stage: the query attack and random sampling break samples no
+    white-box member breaks; items (ii) and (v) fail and name exactly those samples."""
+    from neurodeploy.attacks import AttackInputs, robustness_report
+    from neurodeploy.attacks.random_search import RandomSampling
+    from neurodeploy.recipe import AttackConfig
+
+    base, other, x, y = models
+    masked = Quantized(base)
+    cfg = AttackConfig(sections=["clean", "fgsm", "pgd", "random", "query", "ensemble", "checklist"],
+                       query_budget=100, query_samples=60, random_samples=10, ensemble_steps=5,
+                       ensemble=["apgd-ce", "square"], ensemble_query_budget=50, epsilon=0.1)
+    rep = robustness_report(AttackInputs(masked, x, y), cfg)
+    by = {it["item"]: it for it in rep["checklist"]}
+    ii, v = by["ii"], by["v"]
+    assert ii["passed"] is False and v["passed"] is False
+    assert ii["values"]["missed_by"] == ["pgd7@train", "apgd-ce@train"]  # square is not a white-box member
+    esc_q = ii["values"]["escapes"]["query"]
+    assert len(esc_q) > ii["values"]["allowed"] and str(esc_q[0]) in ii["evidence"]
+    # the named samples are exactly those random sampling broke and no white-box attack did
+    est = SourceEstimator(masked)
+    x_r = RandomSampling(0.1, 10, 0).generate(est, x, y)
+    wrong_r = est.predict(x_r).argmax(1) != y
+    ens = rep["ensemble"]["source"]["broken_by"]
+    white = torch.tensor([b not in ("", "square") for b in ens])
+    assert v["values"]["escaped_samples"] == (wrong_r & ~white).nonzero().squeeze(1).tolist()
+
+
+def test_items_ii_and_v_pass_per_sample_on_a_healthy_model(models):
+    from neurodeploy.attacks import AttackInputs, robustness_report
+    from neurodeploy.recipe import AttackConfig
+
+    base, other, x, y = models
+    cfg = AttackConfig(sections=["clean", "fgsm", "pgd", "blackbox", "random", "query", "ensemble", "checklist"],
+                       query_budget=50, query_samples=40, random_samples=10, ensemble_steps=10)
+    rep = robustness_report(AttackInputs(base, x, y, surrogate_model=other), cfg)
+    by = {it["item"]: it for it in rep["checklist"]}
+    assert by["ii"]["passed"] is True and by["v"]["passed"] is True, (by["ii"]["evidence"], by["v"]["evidence"])
+    assert set(by["ii"]["values"]["escapes"]) == {"transfer", "query"}
+    assert by["ii"]["values"]["allowed"] == 1 and by["v"]["values"]["samples"] == 150

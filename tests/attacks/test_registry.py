@@ -32,7 +32,7 @@ def test_registered_attack_contract(name):
 
 
 def test_unknown_attack():
-    with pytest.raises(AttackError, match="unknown attack 'cw'; available: fgsm, gaussian, pgd, random, square"):
+    with pytest.raises(AttackError, match="unknown attack 'cw'; available: apgd, fgsm, gaussian, pgd, random, square"):
         get_attack("cw")
 
 

@@ -13,6 +13,9 @@ from neurodeploy.errors import AttackError, RecipeError
 from neurodeploy.recipe import ATTACK_SECTIONS, AttackConfig, recipe_from_dict
 
 
+NO_ENSEMBLE = [s for s in ATTACK_SECTIONS if s != "ensemble"]  # the tests of target query counts
+
+
 def _acc_ok(v: float) -> bool:
     return 0.0 <= v <= 1.0
 
@@ -35,7 +38,7 @@ def test_report_on_trained_snn_with_a_target(trained_pair, digits_data):
                        sweep_samples=16, query_budget=6, query_samples=6, random_samples=4, sparsity_samples=16)
     rep = robustness_report(AttackInputs(snn, x, y, ann=ann, targets={"torch": torch_target}), cfg)
     json.dumps(rep)  # JSON-serialisable as it is
-    assert list(rep) == ["source", "torch", "sweeps", "checklist", "sparsity", "seconds"]
+    assert list(rep) == ["source", "torch", "sweeps", "ensemble", "checklist", "sparsity", "theory", "seconds"]
     s = rep["source"]
     assert s["samples"] == 32 and s["clean"]["samples"] == 32 and s["eot_samples"] == 1
     assert s["fgsm"]["epsilon"] == cfg.epsilon and s["pgd"]["steps"] == 3 and s["pgd"]["step_size"] == 0.01
@@ -64,7 +67,7 @@ def test_report_skips_what_it_is_not_given():
     model, x, y = _tiny()
     rep = robustness_report(AttackInputs(model, x, y), AttackConfig(sweep_epsilons=[], sweep_steps=[], query_budget=0))
     assert rep["source"]["blackbox_pgd"] is None and rep["source"]["ann"] is None and rep["source"]["query"] is None
-    assert set(rep) == {"source", "sweeps", "checklist", "sparsity", "seconds"}
+    assert set(rep) == {"source", "sweeps", "ensemble", "checklist", "sparsity", "theory", "seconds"}
     assert rep["sweeps"]["epsilon"] == [] and rep["sweeps"]["steps"] == []
     ii = next(c for c in rep["checklist"] if c["item"] == "ii")
     assert ii["passed"] is None and "not measured" in ii["evidence"]
@@ -107,7 +110,7 @@ def test_target_sample_cap_and_pooling_table():
         return fn
 
     cfg = AttackConfig(steps=2, target_samples=5, sweep_epsilons=[0.0, 1.0], sweep_steps=[], sweep_samples=20,
-                       query_budget=0)
+                       query_budget=0, sections=NO_ENSEMBLE)
     rep = robustness_report(AttackInputs(model, x, y, targets={"slow": query("slow"), "fast": query("fast")},
                                          pool_variants={"a": model, "b": model}), cfg)
     assert rep["slow"]["samples"] == 5 and rep["slow"]["clean"]["samples"] == 5 and rep["fast"]["samples"] == 5
@@ -129,7 +132,8 @@ def test_a_stand_in_takes_the_query_attack_and_the_sweep():
             return model(z).detach().numpy()
         return fn
 
-    cfg = AttackConfig(steps=1, query_budget=3, query_samples=4, sweep_epsilons=[0.0, 1.0], sweep_steps=[])
+    cfg = AttackConfig(steps=1, query_budget=3, query_samples=4, sweep_epsilons=[0.0, 1.0], sweep_steps=[],
+                       sections=NO_ENSEMBLE)
     rep = robustness_report(AttackInputs(model, x, y, targets={"emu": query("emu"), "chip": query("chip")},
                                          stand_ins={"chip": "emu"}), cfg)
     assert rep["emu"]["query"]["max_queries"] == 3 and rep["emu"]["query"]["samples"] == 4
@@ -189,3 +193,15 @@ def test_unknown_or_misordered_sections_in_a_recipe():
     with pytest.raises(AttackError, match="unknown attack section 'cw'"):
         model, x, y = _tiny(4)
         robustness_report(AttackInputs(model, x, y), AttackConfig(sections=["cw"]))
+
+
+def test_theory_section_on_the_trained_snn(trained_snn, digits_data):
+    """ρ_adv/ρ_rand and the weight-gradient density reach the report (correctly classified samples only)."""
+    cfg = AttackConfig(sections=["clean", "theory"], max_samples=40, sparsity_samples=30, ensemble_steps=5,
+                       random_samples=4)
+    th = robustness_report(AttackInputs(trained_snn, digits_data.x_test, digits_data.y_test), cfg)["theory"]
+    v = th["vulnerability"]
+    assert 0 < v["samples"] <= 30 and len(v["per_sample"]["gradient_l0"]) == v["samples"]
+    assert v["rho_adv_mean"] > v["rho_rand_mean"]
+    assert {r["parameter"] for r in th["weight_gradient_density"]} >= {"layers.conv1.weight", "layers.fc.weight"}
+    assert all(0 <= r["nonzero_fraction"] <= 1 for r in th["weight_gradient_density"])

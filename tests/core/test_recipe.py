@@ -84,7 +84,8 @@ BAD_VALUES = [
     ("attack", "sweep_samples", -1), ("attack", "sweep_epsilons", [0.0, 2.0]), ("attack", "sweep_steps", [1, -1]),
     ("attack", "query_samples", -1), ("attack", "query_budget", -10), ("attack", "target_samples", -1),
     ("attack", "random_samples", -1), ("attack", "sparsity_samples", -1), ("attack", "eot_samples", -1),
-    ("attack", "batch_size", 0),
+    ("attack", "batch_size", 0), ("attack", "ensemble_samples", -1), ("attack", "ensemble_steps", -1),
+    ("attack", "ensemble_query_budget", -1), ("attack", "event_budget", -3),
     ("deploy", "timeout_s", 0.0), ("deploy", "timeout_s", float("inf")), ("deploy", "max_samples", -1),
     ("deploy", "finetune_epochs", -1), ("deploy", "finetune_lr", float("nan")),
 ]
@@ -112,6 +113,15 @@ def test_every_range_field_has_a_bad_value():
 
     covered = {f"{s}.{k}" if s else k for s, k, _ in BAD_VALUES}
     assert set(RANGES) - covered == set()
+
+
+def test_ensemble_preset_and_members_checked_at_load():
+    r = recipe_from_dict({"attack": {"preset": "thorough", "ensemble": ["apgd-dlr@bptr", "square"]}}, "ok.toml")
+    assert r.attack.preset == "thorough" and r.attack.ensemble == ["apgd-dlr@bptr", "square"]
+    with pytest.raises(RecipeError, match=r"bad\.toml: attack\.preset = 'slow'; choose one of fast, thorough"):
+        recipe_from_dict({"attack": {"preset": "slow"}}, "bad.toml")
+    with pytest.raises(RecipeError, match=r"bad\.toml: attack\.ensemble: .*unknown gradient estimator 'foo'"):
+        recipe_from_dict({"attack": {"ensemble": ["apgd-ce@foo"]}}, "bad.toml")
 
 
 def test_boundary_values_accepted():

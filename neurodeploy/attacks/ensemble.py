@@ -1,0 +1,271 @@
+"""The attack ensemble: robust accuracy as the per-sample worst case over diverse attacks.
+
+Croce & Hein (ICML 2020, AutoAttack) and Athalye et al. (ICML 2018): one attack with one gradient
+overstates robustness, most of all for SNNs whose surrogate gradient may vanish where the attack
+needs it (arXiv 2512.22522). The ensemble runs its members one after the other, each on the
+samples no member before it broke (the early exit), and a sample counts as robust only if no
+member broke it:
+
+    robust accuracy = #{ samples i : f(x_i) = y_i and f(A_m(x_i)) = y_i for every member m } / N
+
+Every break is verified on the model as it is (its :meth:`predict`, never a gradient variant's
+forward), on the point the model is fed (rounded to whole events in an integer domain), and
+credited to the first member that found it. A member is ``attack@estimator``:
+
+- attacks: ``pgd7`` — the HIRE-SNN protocol (PGD-K with the recipe's α and K, no random start;
+  always run first, on every sample, so that the gap protocol − worst case is measured on the
+  same images); ``pgd`` — PGD with a uniform random start, α = 2.5ε/K (Madry et al. 2018) and
+  ``restarts`` restarts; ``apgd-ce`` / ``apgd-dlr`` — APGD with the CE / DLR loss (:mod:`.apgd`);
+  ``square`` — the query-only Square attack (:mod:`.square`) with the preset's budget; ``flip`` —
+  the event-budget attack (:mod:`.events`, ℓ1 budget of whole events; its own threat model, run
+  by the ``event_budget`` section, not mixed into the L∞ worst case);
+- estimators (:mod:`.gradients`): the training surrogate, other surrogates swapped in at attack
+  time, an adaptive one, the rate (BPTR) backward; EOT over a stochastic coding in every one.
+
+Random starts are drawn for all N samples from a seed per member (its label) and restart and
+indexed by sample, so a sample's start depends neither on which others are still being attacked
+nor on the member's place in the list.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import AttackError
+from .apgd import APGD, ce_loss
+from .base import IMAGE, Attack, InputDomain
+from .estimators import SourceEstimator, predict_batched
+from .gradients import applicable, gradient_variant
+from .pgd import PGD
+from .square import SquareAttack
+
+log = logging.getLogger(__name__)
+
+ATTACK_KINDS = ("pgd7", "pgd", "apgd-ce", "apgd-dlr", "square", "flip")
+ESTIMATOR_FREE = ("square",)  # query-only: no gradient estimator
+
+#: Presets: members (``attack@estimator``), iterations, PGD restarts, Square budget, EOT draws
+#: (0: the recipe's). ``fast`` keeps the demo within its time; ``thorough`` is for real evaluations.
+PRESETS: dict[str, dict] = {
+    "fast": {"members": ["pgd7@train", "apgd-ce@train", "apgd-dlr@train", "apgd-ce@adaptive"],
+             "steps": 20, "restarts": 1, "query_budget": 0, "eot": 0},
+    "thorough": {"members": ["pgd7@train", "pgd@train", "apgd-ce@train", "apgd-dlr@train",
+                             "apgd-ce@atan0.5", "apgd-ce@atan2", "apgd-ce@atan8", "apgd-ce@tri2", "apgd-ce@sig1",
+                             "apgd-ce@rect0.5", "apgd-ce@adaptive", "apgd-ce@bptr", "apgd-dlr@tri2",
+                             "apgd-dlr@adaptive", "apgd-dlr@bptr", "pgd@tri2", "square"],
+                 "steps": 100, "restarts": 2, "query_budget": 2000, "eot": 20},
+}
+
+
+@dataclass(frozen=True)
+class Member:
+    attack: str
+    estimator: str = "train"
+
+    @property
+    def label(self) -> str:
+        return self.attack if self.attack in ESTIMATOR_FREE else f"{self.attack}@{self.estimator}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Member":
+        attack, _, est = text.partition("@")
+        if attack not in ATTACK_KINDS:
+            raise AttackError(f"ensemble member {text!r}: unknown attack {attack!r}; choose one of "
+                              f"{', '.join(ATTACK_KINDS)} (as attack@estimator)")
+        if attack in ESTIMATOR_FREE and est:
+            raise AttackError(f"ensemble member {text!r}: {attack} is query-only and takes no estimator")
+        gradient_variant(est or "train")  # AttackError naming the estimators if unknown
+        return cls(attack, est or "train")
+
+
+def parse_members(names: list[str], protocol: bool = True) -> list[Member]:
+    """Members in order, ``pgd7@train`` first (added if missing, unless ``protocol`` is False: the
+    event-budget ensemble has no PGD protocol); AttackError on a bad or repeated name."""
+    members = [Member.parse(n) for n in names]
+    labels = [m.label for m in members]
+    dup = next((lab for lab in labels if labels.count(lab) > 1), None)
+    if dup:
+        raise AttackError(f"ensemble member {dup!r} is listed twice")
+    proto = Member("pgd7", "train")
+    return ([proto] if protocol else []) + [m for m in members if m != proto]
+
+
+@dataclass
+class Settings:
+    """What the members run with: ε, the protocol's α and K, the preset's K, restarts, budget."""
+
+    epsilon: float
+    protocol_step: float = 0.01
+    protocol_steps: int = 7
+    steps: int = 20
+    restarts: int = 1
+    query_budget: int = 0
+    event_budget: int = 0  # events changed per sample (ℓ1) of the flip members (:mod:`.events`)
+    seed: int = 0
+    batch_size: int = 256
+    domain: InputDomain = IMAGE
+
+
+@dataclass
+class EnsembleResult:
+    """Per sample: ``broken`` and ``broken_by`` (a member label, ``clean`` when misclassified
+    unattacked, ``""`` when robust) and the worst image found (the breaking one, else the last tried);
+    per member: samples attacked, breaks credited, seconds, or why it was skipped."""
+
+    broken: torch.Tensor
+    broken_by: list[str]
+    x_worst: torch.Tensor
+    members: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def robust_accuracy(self) -> float:
+        return 1.0 - int(self.broken.sum()) / len(self.broken) if len(self.broken) else float("nan")
+
+    def accuracy_after(self, label: str) -> float:
+        """Robust accuracy counting only the clean errors and the breaks of ``label`` (pgd7 runs on all)."""
+        hit = sum(1 for b in self.broken_by if b in ("clean", label))
+        return 1.0 - hit / len(self.broken_by) if self.broken_by else float("nan")
+
+    def breaks(self) -> dict[str, int]:
+        return {label: m.get("breaks", 0) for label, m in self.members.items()}
+
+
+def _with_domain(attack: Attack, domain: InputDomain) -> Attack:
+    attack.domain = domain
+    return attack
+
+
+def _pgd_random(est: SourceEstimator, x: torch.Tensor, y: torch.Tensor, s: Settings,
+                starts: list[torch.Tensor]) -> torch.Tensor:
+    """PGD with a random start per restart, α = 2.5ε/K; a sample stops at its first misclassified iterate."""
+    pgd = _with_domain(PGD(s.epsilon, 2.5 * s.epsilon / max(s.steps, 1), s.steps), s.domain)
+    out, broken = x.clone(), torch.zeros(len(x), dtype=torch.bool)
+    for noise in starts:
+        act = (~broken).nonzero().squeeze(1)
+        if len(act) == 0:
+            break
+        xa = pgd.project(x[act] + s.epsilon * noise[act], x[act])
+        for _ in range(s.steps + 1):
+            logits, _, g = est.loss_and_gradient(xa, y[act], ce_loss)
+            now = logits.argmax(1) != y[act]
+            out[act[now]], broken[act[now]] = xa[now], True
+            out[act[~now]] = xa[~now]
+            keep = ~now
+            act, xa, g = act[keep], xa[keep], g[keep]
+            if len(act) == 0:
+                break
+            xa = pgd.project(xa + pgd.step_size * g.sign(), x[act])
+    return out
+
+
+def _member_images(m: Member, est: object, x: torch.Tensor, y: torch.Tensor, s: Settings,
+                   starts: list[torch.Tensor]) -> torch.Tensor:
+    """The member's images for (x, y) in one batch (projection and rounding follow in the caller)."""
+    if m.attack == "pgd7":
+        return _with_domain(PGD(s.epsilon, s.protocol_step, s.protocol_steps), s.domain)._generate_batch(
+            est, x, y, torch.Generator())
+    if m.attack == "pgd":
+        return _pgd_random(est, x, y, s, starts)  # type: ignore[arg-type]
+    if m.attack in ("apgd-ce", "apgd-dlr"):
+        apgd = _with_domain(APGD(s.epsilon, s.steps, m.attack.split("-")[1]), s.domain)
+        return apgd.run_from(est, x, y, x + s.epsilon * starts[0])  # type: ignore[arg-type]
+    if m.attack == "flip":
+        from .events import EventBudgetAttack
+
+        flip = _with_domain(EventBudgetAttack(s.event_budget, max(s.epsilon, 1.0)), s.domain)
+        return flip._generate_batch(est, x, y, torch.Generator())  # type: ignore[arg-type]
+    raise AttackError(f"no batch runner for {m.attack!r}")
+
+
+def _starts(shape: tuple[int, ...], n: int, seed: int) -> list[torch.Tensor]:
+    """``n`` random starts in [−1, 1]ⁿ for every sample (APGD's t/‖t‖∞ is applied by scaling the first)."""
+    out = []
+    for r in range(n):
+        t = torch.rand(shape, generator=torch.Generator().manual_seed(seed * 1009 + r)) * 2 - 1
+        out.append(t / t.flatten(1).abs().amax(1).clamp(min=1e-12).view(-1, *([1] * (len(shape) - 1))))
+    return out
+
+
+def run_ensemble(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, members: list[Member], s: Settings, *,
+                 n_classes: int | None = None, eot_samples: int | None = None,
+                 x_protocol: torch.Tensor | None = None) -> EnsembleResult:
+    """Attack (x, y) on ``model`` with each member in turn (see the module); ``x_protocol``: the
+    protocol's PGD-K images if already crafted (the attack stage's), reused for ``pgd7``."""
+    x, y = x.detach().float(), y.detach().long()
+    base = SourceEstimator(model, n_classes, eot_samples=eot_samples, seed=s.seed)
+    pred = predict_batched(base, x, s.batch_size).argmax(1).cpu()
+    broken = pred != y
+    broken_by = ["clean" if b else "" for b in broken.tolist()]
+    x_worst = x.clone()
+    stats: dict[str, dict] = {}
+    finisher = _with_domain(PGD(s.epsilon), s.domain)
+    for m in members:
+        act = (~broken).nonzero().squeeze(1)
+        if m.attack not in ESTIMATOR_FREE and not applicable(m.estimator, model):
+            stats[m.label] = {"skipped": f"estimator {m.estimator!r} needs SpikingNeuron layers; the model has none"}
+            continue
+        t0 = time.perf_counter()
+        if len(act) == 0:
+            x_m = x[act]
+        elif m.attack == "pgd7" and x_protocol is not None:
+            x_m = x_protocol[act]
+        elif m.attack == "square":
+            if s.query_budget <= 0:
+                stats[m.label] = {"skipped": "query budget 0"}
+                continue
+            sq = _with_domain(SquareAttack(s.epsilon, s.query_budget, seed=s.seed, batch_size=s.batch_size),
+                              s.domain)
+            x_m = sq.run(base, x[act], y[act]).x_adv
+        else:
+            est = SourceEstimator(model, n_classes, eot_samples=eot_samples, seed=s.seed,
+                                  gradient_variant=gradient_variant(m.estimator))
+            starts = _starts(tuple(x.shape), max(s.restarts, 1), s.seed + zlib.crc32(m.label.encode()) % 100_003)
+            parts = []
+            for i in range(0, len(act), s.batch_size):
+                b = act[i:i + s.batch_size]
+                parts.append(_member_images(m, est, x[b], y[b], s, [t[b] for t in starts]).detach())
+            x_m = torch.cat(parts) if parts else x[act]
+        x_m = finisher.finish(x_m, x[act]) if len(act) else x_m
+        now = (predict_batched(base, x_m, s.batch_size).argmax(1).cpu() != y[act]) if len(act) else \
+            torch.zeros(0, dtype=torch.bool)
+        idx = act[now]
+        broken[idx] = True
+        for i in idx.tolist():
+            broken_by[i] = m.label
+        x_worst[act] = x_m
+        stats[m.label] = {"attacked": len(act), "breaks": int(now.sum()), "seconds": round(time.perf_counter() - t0, 3)}
+        log.info("ensemble %s: %d of %d attacked samples broken (%.1f s)", m.label, int(now.sum()), len(act),
+                 stats[m.label]["seconds"])
+    return EnsembleResult(broken, broken_by, x_worst, stats)
+
+
+def transfer_worst_case(query_fn, x: torch.Tensor, y: torch.Tensor, candidates: dict[str, torch.Tensor],
+                        batch_size: int = 256) -> tuple[torch.Tensor, list[str]]:
+    """Per sample on a query-only target: broken by the clean input, then by each candidate image set
+    in order (transfers from the source), credited to the first; returns (broken [N], broken_by)."""
+    broken = _wrong(query_fn, x, y, batch_size)
+    by = ["clean" if b else "" for b in broken.tolist()]
+    for label, xc in candidates.items():
+        act = (~broken).nonzero().squeeze(1)
+        if len(act) == 0:
+            break
+        now = _wrong(query_fn, xc[act], y[act], batch_size)
+        for i in act[now].tolist():
+            broken[i], by[i] = True, label
+    return broken, by
+
+
+def _wrong(query_fn, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Per sample: the query function's top class differs from y."""
+    import numpy as np
+
+    preds = []
+    for i in range(0, len(x), batch_size):
+        out = query_fn(x[i:i + batch_size])
+        out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+        preds.append(out.argmax(1))
+    return torch.from_numpy(np.concatenate(preds)).long() != y if preds else torch.zeros(0, dtype=torch.bool)
