@@ -99,6 +99,9 @@ def test_paper_recipes_use_the_authors_protocol():
     for name in ("sew_resnet18_cifar10_max", "sew_resnet18_cifar10_avg"):
         r = load_recipe(name)
         assert r.timesteps == 10 and abs(r.attack.epsilon - 6 / 255) < 1e-12
+    for name in ("sew_resnet18_cifar10dvs_max", "sew_resnet18_cifar10dvs_avg"):  # counts 0..255: 6 events
+        r = load_recipe(name)
+        assert r.timesteps == 10 and r.attack.epsilon == 6.0, name
 
 
 def test_legacy_architectures_still_build_for_old_checkpoints():
