@@ -26,9 +26,14 @@ ENV_VAR = "NEURODEPLOY_LAVA_PYTHON"
 VENV_NAME = ".venv-lava"
 HOW_TO = (f"create it with `make setup-lava` in a source checkout (scripts/setup-lava.sh), or set {ENV_VAR} to a "
           "Python 3.10 holding requirements/lava-worker.txt")
-_PROBE = ("import sys, importlib.util as u; "
-          "ok = all(u.find_spec(m) is not None for m in ('lava.magma', 'lava.lib.dl.netx', 'h5py', 'scipy')); "
-          "print('%d.%d' % sys.version_info[:2], int(ok))")
+_PROBE = """import sys, importlib.util as u
+def found(m):
+    try:
+        return u.find_spec(m) is not None
+    except ImportError:  # a parent package is missing
+        return False
+print('%d.%d' % sys.version_info[:2], int(all(found(m) for m in ('lava.magma', 'lava.lib.dl.netx', 'h5py', 'scipy'))))
+"""
 
 
 def _candidates() -> list[tuple[str, Path]]:
@@ -67,7 +72,7 @@ def find_worker_python() -> tuple[str | None, str]:
             if ok:
                 return str(path), ""
             if where == ENV_VAR:
-                return None, f"{ENV_VAR}={path}: {why}"
+                return None, f"{ENV_VAR}={path}: {why}; {HOW_TO}"
             tried.append(why)
         else:
             tried.append(f"no {path}")
