@@ -18,6 +18,7 @@ JSON, npz (``allow_pickle`` off) and HDF5 only.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import importlib.util
 import json
@@ -41,6 +42,9 @@ def _register_package(name: str, path: Path) -> None:
     mod = importlib.util.module_from_spec(spec)
     mod.__path__ = [str(path)]
     sys.modules[name] = mod
+    parent, _, child = name.rpartition(".")
+    if parent in sys.modules:
+        setattr(sys.modules[parent], child, mod)  # as the import system does for a submodule
 
 
 def _rf_params_unavailable(device_params):  # noqa: ANN001, ANN202 - netx's signature
@@ -70,9 +74,11 @@ def worker_imports() -> None:
                       ("neurodeploy.targets.loihi", "targets/loihi"),
                       ("neurodeploy.targets.loihi.lava", "targets/loihi/lava")):
         _register_package(name, here / sub)
-    dl = importlib.util.find_spec("lava.lib.dl")
-    netx_dir = next((Path(p) / "netx" for p in (dl.submodule_search_locations or []) if (Path(p) / "netx").is_dir()),
-                    None) if dl is not None else None
+    try:
+        dl = importlib.import_module("lava.lib.dl")  # a namespace package: no code runs
+    except ImportError:
+        dl = None
+    netx_dir = next((Path(p) / "netx" for p in getattr(dl, "__path__", []) if (Path(p) / "netx").is_dir()), None)
     if netx_dir is None:
         raise ModuleNotFoundError("lava-dl's netx is not installed in this worker environment "
                                   "(requirements/lava-worker.txt)")
