@@ -232,6 +232,16 @@ def cmd_profiles(a: argparse.Namespace) -> int:
     return _print_listing(rows, f"({len(rows)} hardware profiles in {TARGETS_DIR}; a path to your own .toml works too)")
 
 
+def cmd_targets(a: argparse.Namespace) -> int:
+    from .targets import list_targets, target_class
+
+    rows = []
+    for name in list_targets():
+        ok, why = target_class(name)().available()
+        rows.append((name, "available" if ok else f"unavailable: {why}"))
+    return _print_listing(rows, f"({sum(r[1] == 'available' for r in rows)} of {len(rows)} targets available here)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="neurodeploy", description="How much accuracy, energy and robustness of a "
                                 "spiking network survive deployment to neuromorphic targets.")
@@ -313,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("profiles", help="list the shipped hardware profiles with their description")
     s.set_defaults(fn=cmd_profiles)
+
+    s = sub.add_parser("targets", help="list the deployment targets and whether each can run here (and why not)")
+    s.set_defaults(fn=cmd_targets)
 
     s = sub.add_parser("export-onnx", help="write RUN_DIR/ann.onnx and RUN_DIR/snn.onnx (SNN unrolled over T)")
     s.add_argument("run_dir")

@@ -101,3 +101,18 @@ def tiny_if_nir():
         return path
 
     return write
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ANN001 - pytest hook
+    """Tests marked ``lava`` start Lava in its worker environment: without one they skip, saying how
+    to create it (neurodeploy/targets/loihi/lava/worker_env.py)."""
+    lava_items = [item for item in items if item.get_closest_marker("lava") is not None]
+    if not lava_items:
+        return
+    from neurodeploy.targets.loihi.lava.worker_env import find_worker_python
+
+    python, why = find_worker_python()
+    if python is None:
+        skip = pytest.mark.skip(reason=why)
+        for item in lava_items:
+            item.add_marker(skip)

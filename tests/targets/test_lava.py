@@ -1,7 +1,6 @@
 """The ``lava`` target: Lava (netx, fixed point) against the bit-exact emulator, and the child-process guard."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,6 @@ from neurodeploy.targets import get_target
 from neurodeploy.targets.loihi.lava.child import group_members, run_in_group
 from neurodeploy.targets.loihi.emu import emulate
 
-needs_lava = pytest.mark.skipif(importlib.util.find_spec("lava") is None, reason="lava-nc is not installed")
 
 
 def _orphan_script(tmp_path, exit_code: int | None) -> list[str]:
@@ -112,7 +110,6 @@ def lava_run(digits_nir, digits_data):
 
 
 @pytest.mark.lava
-@needs_lava
 def test_lava_matches_emulator_spike_for_spike(lava_run):
     target, dep, x, out = lava_run
     program = dep.artifact
@@ -134,7 +131,6 @@ def test_lava_matches_emulator_spike_for_spike(lava_run):
 
 
 @pytest.mark.lava
-@needs_lava
 def test_lava_agrees_with_float_source(lava_run):
     target, dep, x, out = lava_run
     src = get_target("torch")
@@ -145,7 +141,6 @@ def test_lava_agrees_with_float_source(lava_run):
 
 @pytest.mark.lava
 @pytest.mark.slow
-@needs_lava
 @pytest.mark.parametrize("fault", ["kill", "raise"])
 def test_lava_worker_failure_becomes_simulation_error(digits_nir, digits_data, fault):
     graph, meta = read_nir(digits_nir)
@@ -160,7 +155,6 @@ def test_lava_worker_failure_becomes_simulation_error(digits_nir, digits_data, f
 
 @pytest.mark.lava
 @pytest.mark.slow  # ~40 s alone (netx builds 5 layers of 8 block-diagonal copies; Lava import), ~90 s on a busy machine
-@needs_lava
 def test_cnn_sinabs_event_input_lava_equals_emulator_spike_for_spike(capsys):
     """The NIR paper's N-MNIST CNN (sinabs) on event frames: Lava equals loihi-emu per layer, per sample, per step."""
     from pathlib import Path

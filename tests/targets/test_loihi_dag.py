@@ -2,7 +2,6 @@
 integer arithmetic on it, and Lava's process graph (lava/graph_builder.py) spike for spike."""
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -15,8 +14,6 @@ from neurodeploy.recipe import ModelConfig
 from neurodeploy.snn.models import create_model
 from neurodeploy.targets import get_target
 from neurodeploy.targets.loihi.emu import emulate
-
-needs_lava = pytest.mark.skipif(importlib.util.find_spec("lava") is None, reason="lava-nc is not installed")
 
 # (source, extra delay on Lava) of every layer with more than one synaptic input or a delay
 JOINS = {
@@ -127,7 +124,6 @@ def test_a_source_reaching_a_layer_twice_is_refused():
                                                       input_shape=[4]))
 
 
-@needs_lava
 @pytest.mark.lava
 @pytest.mark.slow  # two Lava runs of ~40 s
 @pytest.mark.parametrize("pool", ["avg", "max"])

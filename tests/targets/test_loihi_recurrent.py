@@ -3,7 +3,6 @@
 dt = 1e-4, reset from the file name, read as snnTorch runs it (convention "snntorch")."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -157,7 +156,6 @@ def test_recurrent_lowering_needs_event_input():
 
 @pytest.mark.lava
 @pytest.mark.slow  # ~25 s per Lava run (netx build + import) alone, 2-3x that on a busy machine
-@pytest.mark.skipif(importlib.util.find_spec("lava") is None, reason="lava-nc is not installed")
 @pytest.mark.parametrize("fname,reset,copies", [(FILES[0][0], "zero", 4), (FILES[1][0], "subtract", 8)])
 def test_lava_dense_rec_equals_emulator_spike_for_spike(fname, reset, copies, capsys):
     """netx dense_rec on Lava equals loihi-emu per layer, per sample, per step; copies = 4 splits the 8

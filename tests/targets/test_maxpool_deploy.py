@@ -1,7 +1,6 @@
 """Max pooling of spikes (NIR SumPool2d + Threshold) on loihi-emu, Lava and Speck."""
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from neurodeploy.targets import get_target
 from neurodeploy.targets.loihi.emu import emulate
 from neurodeploy.targets.loihi.lowering import lower_network
 
-needs_lava = pytest.mark.skipif(importlib.util.find_spec("lava") is None, reason="lava-nc is not installed")
 
 
 def _net(pool2: nn.Module = None) -> SpikingNetwork:
@@ -154,7 +152,6 @@ def test_speck_refuses_the_or_naming_the_node(graph):
 
 @pytest.mark.lava
 @pytest.mark.slow  # ~60 s: Lava start-up and 14 worker processes
-@needs_lava
 def test_lava_equals_the_emulator_on_a_max_pool_net(graph):
     g, meta = graph
     opts = {"input_spikes": "rate", "seed": 2, "copies": 8, "record_raster": 8, "timeout_s": 240}

@@ -1,4 +1,11 @@
-"""The child process that runs one Lava simulation: ``python -m neurodeploy.targets.loihi.lava.runner JOB_DIR``.
+"""The child process that runs one Lava simulation, in the Lava worker environment (Python 3.10).
+
+Started by :mod:`.target` as ``WORKER_PYTHON .../neurodeploy/targets/loihi/lava/runner.py JOB_DIR``
+(by file path, not ``-m``: the worker environment holds only lava-nc, lava-dl, numpy, scipy and
+h5py, and ``-m`` would execute ``neurodeploy/__init__`` and ``targets/__init__``, which import
+torch). :func:`worker_imports` registers the packages this process needs without executing their
+``__init__``; the files it runs (this one, :mod:`.child`, :mod:`.procs`, ``neurodeploy/errors.py``)
+import only the standard library, numpy, scipy, h5py and Lava, and stay Python 3.10 code.
 
 It reads ``JOB_DIR/job.json`` and ``JOB_DIR/job.npz`` (written by :mod:`.target`), loads the netx
 file with ``netx.hdf5.Network(reset_interval=T, reset_offset=1, sparse_fc_layer=True)``, feeds all
@@ -6,15 +13,94 @@ samples back to back from a :class:`SpikeSource`, attaches a :class:`LayerProbe`
 (the readout's probe listens to its synaptic input), runs ``Loihi2SimCfg(select_tag='fixed_pt')``
 and always stops the runtime. The probes write ``probe_<i>.npz``; this process writes
 ``result.json`` and leaves with ``os._exit`` so no Lava atexit hook can hang it. Lava is imported
-here only (importing it sets the multiprocessing start method).
+here only (importing it sets the multiprocessing start method). No pickle crosses the boundary:
+JSON, npz (``allow_pickle`` off) and HDF5 only.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
+import importlib.util
 import json
 import os
 import sys
 import time
+import types
+import warnings
 from pathlib import Path
+
+_PKG_DIR = Path(__file__).resolve().parents[3]  # the neurodeploy package folder (this file: neurodeploy/targets/loihi/lava/)
+
+
+def _register_package(name: str, path: Path) -> None:
+    """Put package ``name`` (folder ``path``) in ``sys.modules`` without executing its ``__init__``;
+    its submodules import as usual from ``path``."""
+    if name in sys.modules:
+        return
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = [str(path)]
+    mod = importlib.util.module_from_spec(spec)
+    mod.__path__ = [str(path)]
+    sys.modules[name] = mod
+    parent, _, child = name.rpartition(".")
+    if parent in sys.modules:
+        setattr(sys.modules[parent], child, mod)  # as the import system does for a submodule
+
+
+def _rf_params_unavailable(device_params):  # noqa: ANN001, ANN202 - netx's signature
+    raise NotImplementedError("netx RF neurons need lava-dl's slayer (torch), which the Lava worker environment "
+                              "does not hold; neurodeploy writes CUBA neurons only (netx_file.py)")
+
+
+def worker_imports() -> None:
+    """Make ``neurodeploy.targets.loihi.lava.*`` and ``lava.lib.dl.netx.hdf5`` importable without torch.
+
+    - ``neurodeploy``, ``neurodeploy.targets``, ``.loihi`` and ``.lava``: registered without their
+      ``__init__`` (those import torch, nir and the target registry); the modules used here are
+      plain files.
+    - ``lava.lib.dl.netx``: lava-dl 0.6.0 ``lava/lib/dl/netx/__init__.py:7`` imports
+      ``sequential_modules`` (torch) for ``netx.modules``, which is not used here; the package is
+      registered without its ``__init__`` and ``netx.hdf5`` / ``utils`` / ``blocks`` load from
+      their files (they import numpy, scipy, h5py and lava-nc).
+    - ``netx/hdf5.py:19`` imports ``neuron_params`` from ``lava.lib.dl.slayer.neuron.rf`` (slayer is
+      torch through and through); it is called only for RF neurons (``hdf5.py:194``), which
+      neurodeploy never writes. A stand-in module gives a ``neuron_params`` that raises with that
+      reason, so nothing of slayer is imported and an RF layer cannot pass silently.
+    """
+    if str(Path(__file__).resolve().parent) == str(Path(sys.path[0]).resolve()):
+        sys.path.pop(0)  # started by path: this folder is not a top-level import location
+    here = _PKG_DIR
+    for name, sub in (("neurodeploy", ""), ("neurodeploy.targets", "targets"),
+                      ("neurodeploy.targets.loihi", "targets/loihi"),
+                      ("neurodeploy.targets.loihi.lava", "targets/loihi/lava")):
+        _register_package(name, here / sub)
+    try:
+        dl = importlib.import_module("lava.lib.dl")  # a namespace package: no code runs
+    except ImportError:
+        dl = None
+    netx_dir = next((Path(p) / "netx" for p in getattr(dl, "__path__", []) if (Path(p) / "netx").is_dir()), None)
+    if netx_dir is None:
+        raise ModuleNotFoundError("lava-dl's netx is not installed in this worker environment "
+                                  "(requirements/lava-worker.txt)")
+    _register_package("lava.lib.dl.netx", netx_dir)
+    # Lava's compiler looks for process models in every module of the package that defines a
+    # Process (lava-nc 0.10.0 lava/magma/compiler/compiler_graphs.py:848-868, import_module without a
+    # guard): netx.hdf5.Network makes it import lava.lib.dl.netx.sequential_modules (torch). This
+    # stand-in answers that import (the file defines no Process and no process model); the compiler's
+    # second, guarded pass over the folder (:872-898) then fails on the file's torch import and
+    # warns "Cannot import module", which is silenced for that file only.
+    seq = types.ModuleType("lava.lib.dl.netx.sequential_modules", "not loaded: it needs torch (runner.worker_imports)")
+    seq.__file__ = str(netx_dir / "sequential_modules.py")
+    sys.modules.setdefault(seq.__name__, seq)
+    warnings.filterwarnings("ignore", message=r"Cannot import module .*sequential_modules")
+    if "lava.lib.dl.slayer.neuron.rf" not in sys.modules:
+        for name in ("lava.lib.dl.slayer", "lava.lib.dl.slayer.neuron"):
+            stand_in = types.ModuleType(name)
+            stand_in.__path__ = []  # nothing else of slayer is importable here
+            sys.modules[name] = stand_in
+        rf = types.ModuleType("lava.lib.dl.slayer.neuron.rf")
+        rf.neuron_params = _rf_params_unavailable
+        sys.modules[rf.__name__] = rf
 
 
 def sparse_netx_reader() -> None:
@@ -101,8 +187,10 @@ def main(job_dir: str) -> int:
     job = json.loads((job_dir_p / "job.json").read_text())
     import numpy as np
 
-    data = np.load(job_dir_p / "job.npz")
+    data = np.load(job_dir_p / "job.npz", allow_pickle=False)
     t0 = time.time()
+    worker_imports()
+    import lava.lib.dl.netx.hdf5  # noqa: F401 - netx's package without its __init__ (worker_imports)
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -148,7 +236,9 @@ def main(job_dir: str) -> int:
     missing = [i for i in range(L) if not (job_dir_p / f"probe_{i}.npz").exists()]
     result = {"build_s": t_build, "import_s": t_import, "netx_s": t_netx, "run_s": t_run, "layers": L,
               "missing": missing, "start_s": t0 - float(job.get("t_submit", t0))}
-    (job_dir_p / "result.json").write_text(json.dumps(result))
+    tmp = job_dir_p / "result.json.tmp"
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, job_dir_p / "result.json")  # atomic: the parent never reads half a file
     return 0 if not missing else 3
 
 
@@ -169,6 +259,7 @@ def _run_graph(job: dict, data, job_dir: Path, t0: float, t_import: float, procs
 
 
 if __name__ == "__main__":
+    worker_imports()
     from neurodeploy.targets.loihi.lava.child import watch_parent
 
     watch_parent(Path(sys.argv[1]))  # die with the parent, and take the job folder along

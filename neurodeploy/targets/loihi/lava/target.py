@@ -2,8 +2,9 @@
 
 ``compile`` lowers the NIR graph (:mod:`..lowering`, every change logged) and writes the
 single-copy netx HDF5 file. ``run`` writes a B-copy block-diagonal netx file plus the input spikes,
-and runs :mod:`.runner` in a child process in its own session under ``timeout_s``; the probes'
-per-sample counts come back as ``.npz`` files. ``N`` samples take ⌈N/B⌉·T + L Lava steps
+and runs :mod:`.runner` in a child process in its own session under ``timeout_s``, under the Lava
+worker environment's Python 3.10 (:mod:`.worker_env`); the probes' per-sample counts come back as
+``.npz`` files (JSON, npz and HDF5 only: no pickles either way). ``N`` samples take ⌈N/B⌉·T + L Lava steps
 (L layers of one-step latency) in one run. A residual (DAG) program (:mod:`..dag`) is written as
 a process-graph job instead (:func:`.netx_file.graph_job`, built in the child by
 :mod:`.graph_builder`; netx cannot describe an add), with L the layers on its longest path.
@@ -18,9 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -42,22 +41,17 @@ from ..lowering import LoihiProgram, lower
 from ..options import LavaOptions
 from .child import run_in_group
 from .netx_file import graph_job, write_netx
+from .worker_env import find_worker_python, worker_env
 
 log = logging.getLogger(__name__)
 
 
-def _lava_available() -> tuple[bool, str]:
-    import importlib.util
+RUNNER = Path(__file__).with_name("runner.py")  # run by path under the worker's Python (runner.py docstring)
 
-    for mod in ("lava", "lava.lib.dl"):
-        try:
-            if importlib.util.find_spec(mod) is None:
-                return False, f"{mod} is not installed (pip install lava-nc==0.10.0; lava-dl==0.6.0 --no-deps)"
-        except ModuleNotFoundError:
-            return False, f"{mod} is not installed"
-    if sys.version_info[:2] != (3, 10):
-        return False, "Lava 0.10 runs on Python 3.10 only"
-    return True, ""
+
+def _lava_available() -> tuple[bool, str]:
+    python, why = find_worker_python()
+    return python is not None, why
 
 
 @register_target
@@ -195,10 +189,13 @@ class LavaTarget(Target):
             t_prep = time.time() - t0
             job["t_submit"] = time.time()
             (job_dir / "job.json").write_text(json.dumps(job))
-            env = dict(os.environ)
+            env = worker_env()
             env.setdefault("MPLCONFIGDIR", str(job_dir / "mpl"))
             timeout = opts.timeout_s
-            cmd = [sys.executable, "-m", "neurodeploy.targets.loihi.lava.runner", str(job_dir)]
+            python, why = find_worker_python()
+            if python is None:
+                raise SimulationError(f"lava: {why}")
+            cmd = [python, str(RUNNER), str(job_dir)]
             try:
                 self.last_pgid, wall = run_in_group(cmd, timeout, job_dir / "lava.log", env,
                                                     heartbeat=job_dir / "heartbeat",
