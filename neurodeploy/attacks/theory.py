@@ -97,6 +97,9 @@ def theory_section(ctx: AttackContext) -> dict:
     xs, ys = ctx.subset(min(c.sparsity_samples or len(ctx.x), 100))
     ok = ctx.est.predict(xs).argmax(1).cpu() == ys
     xs, ys = xs[ok], ys[ok]
+    if len(xs) == 0:  # ρ_adv/ρ_rand are defined on correctly classified samples only
+        return {"theory": {"samples": 0, "note": f"not measured: none of the {len(ok)} samples is classified "
+                                                 "correctly"}}
     vul = vulnerability(ctx.inputs.model, xs, ys, c.epsilon, steps=c.ensemble_steps or 20,
                         draws=max(c.random_samples, 1), seed=ctx.seed, domain=ctx.domain, batch_size=ctx.batch_size)
     wg = weight_gradient_density(ctx.inputs.model, xs, ys)

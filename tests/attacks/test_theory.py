@@ -52,3 +52,16 @@ def test_sparsity_is_measured_inside_sew_blocks():
     assert {"block1", "block1.conv1", "block1.sn1", "block1.sn2", "block2.down_sn"} <= set(rows)
     assert rows["block1.sn1"]["depth"] == 1 and rows["block1"]["depth"] == 0
     assert rows["block1.sn1"]["kind"] == "SpikingNeuron"
+
+
+def test_theory_section_without_a_correctly_classified_sample_says_so():
+    # every label wrong: ρ_adv/ρ_rand are defined on correct samples only, so nothing is measured
+    from neurodeploy.attacks import AttackInputs, robustness_report
+    from neurodeploy.recipe import AttackConfig
+
+    m = _linear_with_dead_inputs()
+    x = torch.rand(6, 1, 3, 4, generator=torch.Generator().manual_seed(2))
+    y = (m(x).argmax(1).detach() + 1) % 4
+    rep = robustness_report(AttackInputs(m, x, y), AttackConfig(sections=["clean", "theory"], sweep_epsilons=[],
+                                                                sweep_steps=[], query_budget=0))
+    assert rep["theory"]["samples"] == 0 and "none of the 6 samples" in rep["theory"]["note"]
