@@ -98,11 +98,12 @@ g["worker_imports"]()
 import lava.lib.dl.netx.hdf5
 from neurodeploy.targets.loihi.lava.procs.probes import LayerProbe, SpikeSource
 from neurodeploy.targets.loihi.lava.child import watch_parent
+from neurodeploy.errors import UnsupportedLayerError
 g["sparse_netx_reader"]()
 print(importlib.util.find_spec("torch") is None, "torch" in sys.modules, lava.lib.dl.netx.hdf5.Network.__name__)
 try:
     lava.lib.dl.netx.hdf5.get_rf_params({{}})
-except NotImplementedError as e:
+except UnsupportedLayerError as e:
     print("rf:", e)
 """
     out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120, env=worker_env.worker_env())

@@ -48,8 +48,11 @@ def _register_package(name: str, path: Path) -> None:
 
 
 def _rf_params_unavailable(device_params):  # noqa: ANN001, ANN202 - netx's signature
-    raise NotImplementedError("netx RF neurons need lava-dl's slayer (torch), which the Lava worker environment "
-                              "does not hold; neurodeploy writes CUBA neurons only (netx_file.py)")
+    """netx's ``neuron_params`` for RF layers: refused (an RF layer is a network this target cannot run)."""
+    from neurodeploy.errors import UnsupportedLayerError  # importable once worker_imports() ran
+
+    raise UnsupportedLayerError("netx RF neurons need lava-dl's slayer (torch), which the Lava worker environment "
+                                "does not hold; neurodeploy writes CUBA neurons only (netx_file.py)")
 
 
 def worker_imports() -> None:
