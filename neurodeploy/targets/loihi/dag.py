@@ -44,8 +44,8 @@ from ...measure.graph import graph_from_network
 from ...snn.network import SpikingNetwork, TimeDropout
 from ...snn.neuron import SpikingNeuron
 from .event_input import payload_cap
-from .lowering import (A_MAX, BIAS_MAX, HEADROOM, VTH_MAX, W_MAX, _fold_group, _input_fanout, as_options,
-                       configure_neurons, input_coding, quantize)
+from .lowering import (BIAS_MAX, _fold_group, _input_fanout, as_options, configure_neurons, input_coding, quantize,
+                       scale_bound)
 from .options import LoihiOptions
 from .program import LoihiLayer, LoihiProgram, LoihiSynapse
 
@@ -87,26 +87,6 @@ def _strip(chain: list[tuple[str, nn.Module]]) -> tuple[list[tuple[str, nn.Modul
         else:
             keep.append((n, m))
     return keep, dropped
-
-
-def _scale_multi(parts: list[tuple[np.ndarray, str, float]], theta: float, q_in: float,
-                 bias: np.ndarray | None) -> tuple[float, str]:
-    """σ over all synapses of one layer: ``parts`` = (float weight, kind, largest input message).
-
-    σ = min(254 / max_k max|W_k|, 0.95·2^17 / Σ_k (max_i Σ_j |W_k,ij|)·M_k, 0.95·(2^17 − 1) / (θ·Q),
-    4095 / (max|b|·Q)) — :func:`.lowering._scale` with the fan-in bound summed over the summands.
-    """
-    wmax = max((float(np.abs(w).max()) if w.size else 0.0) for w, _, _ in parts)
-    if wmax == 0.0:
-        return 1.0, "all weights are zero"
-    fan = sum(float(np.abs(w).sum(axis=(1, 2, 3) if k == "conv" else 1).max()) * m for w, k, m in parts)
-    bounds = {"8-bit weights": W_MAX / wmax, "|a| < 2^17 (all inputs of all summands active)": HEADROOM * A_MAX / fan}
-    if np.isfinite(theta):
-        bounds["17-bit threshold"] = HEADROOM * VTH_MAX / (theta * q_in)
-    if bias is not None and np.abs(bias).max() > 0:
-        bounds["13-bit bias"] = BIAS_MAX / (float(np.abs(bias).max()) * q_in)
-    why = min(bounds, key=bounds.get)
-    return bounds[why], why
 
 
 def lower_dag(net: SpikingNetwork, timesteps: int, options: LoihiOptions | Mapping[str, Any] | None,
@@ -224,7 +204,7 @@ def _neuron_layer(net: SpikingNetwork, name: str, m: SpikingNeuron | None, route
             seen.add(f[0])
     bias = np.sum(biases, axis=0) if biases else None
     parts = [(f[3], f[2], q[1] if src is None else 1.0) for src, _, _, f in folded_all]
-    sigma, why = _scale_multi(parts, theta, q_in, bias)
+    sigma, why = scale_bound(parts, theta, q_in, bias)
     bq = None if bias is None else np.clip(np.round(bias * sigma * q_in), -BIAS_MAX - 1, BIAS_MAX).astype(np.int64)
     syns: list[LoihiSynapse] = []
     for src, chain, in_shape, (sname, folded, kind, w, conv, out_shape, _) in folded_all:

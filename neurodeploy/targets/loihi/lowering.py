@@ -165,16 +165,23 @@ def _scale(w: np.ndarray, kind: str, theta: float, q_in: float, bias: np.ndarray
     with Q the integer units of one input unit and M the largest input message (default Q; for
     event counts Q = 1 and M = the payload cap); returns σ and the name of the bound that binds.
     """
-    q_max = q_in if q_max is None else q_max
-    wmax = float(np.abs(w).max()) if w.size else 0.0
+    return scale_bound([(w, kind, q_in if q_max is None else q_max)], theta, q_in, bias)
+
+
+def scale_bound(parts: list[tuple[np.ndarray, str, float]], theta: float, q_in: float,
+                bias: np.ndarray | None) -> tuple[float, str]:
+    """σ over all synapses of one layer: ``parts`` = (float weight, kind, largest input message M_k).
+
+    σ = min(254 / max_k max|W_k|, 0.95·2^17 / Σ_k (max_i Σ_j |W_k,ij|)·M_k, 0.95·(2^17 − 1) / (θ·Q),
+    4095 / (max|b|·Q)): :func:`_scale` with the fan-in bound summed over the summands (residual
+    layers, :mod:`.dag`).
+    """
+    wmax = max((float(np.abs(w).max()) if w.size else 0.0) for w, _, _ in parts)
     if wmax == 0.0:
         return 1.0, "all weights are zero"
-    bounds = {"8-bit weights": W_MAX / wmax}
-    if kind == "conv":
-        fan = float(np.abs(w).sum(axis=(1, 2, 3)).max())
-    else:
-        fan = float(np.abs(w).sum(axis=1).max())
-    bounds["|a| < 2^17 (all inputs active)"] = HEADROOM * A_MAX / (fan * q_max)
+    fan = sum(float(np.abs(w).sum(axis=(1, 2, 3) if k == "conv" else 1).max()) * m for w, k, m in parts)
+    active = "all inputs active" if len(parts) == 1 else "all inputs of all summands active"
+    bounds = {"8-bit weights": W_MAX / wmax, f"|a| < 2^17 ({active})": HEADROOM * A_MAX / fan}
     if np.isfinite(theta):
         bounds["17-bit threshold"] = HEADROOM * VTH_MAX / (theta * q_in)
     if bias is not None and np.abs(bias).max() > 0:

@@ -22,8 +22,20 @@ DECAY_UNITY = 4096  # 12-bit decay unit: u·(4096 − iDecay) >> 12 (4096 = no d
 HEADROOM = 0.95  # keep 5 % below the hard limits
 
 
+class _Shaped:
+    """``n_in``/``n_out`` of a dataclass with ``in_shape`` and ``out_shape`` fields."""
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+
 @dataclass
-class LoihiLayer:
+class LoihiLayer(_Shaped):
     """One synapse + one layer of CUBA neurons (or the non-firing readout)."""
 
     name: str  # NIR neuron node name (the synaptic node's name for the readout)
@@ -49,13 +61,6 @@ class LoihiLayer:
     rec_synapse: str | None = None  # NIR node of the recurrent weight
     rec_fanout: np.ndarray | None = None  # real fan-out of each neuron into its recurrent synapse
 
-    @property
-    def n_in(self) -> int:
-        return int(np.prod(self.in_shape))
-
-    @property
-    def n_out(self) -> int:
-        return int(np.prod(self.out_shape))
 
     extra: list["LoihiSynapse"] = field(default_factory=list)  # more synaptic inputs (DAG programs, .dag)
     delay: int = 0  # extra steps of synaptic delay of the own synapse on Lava (DAG programs, .dag)
@@ -78,7 +83,7 @@ class LoihiLayer:
 
 
 @dataclass
-class LoihiSynapse:
+class LoihiSynapse(_Shaped):
     """One more synaptic input of a layer in a DAG program (:mod:`.dag`): the layer's neurons receive
     a = Σ_k W_k·s_k over their own synapse and these, every W_k on the layer's integer scale."""
 
@@ -95,13 +100,6 @@ class LoihiSynapse:
     fanout: np.ndarray | None = None  # real fan-out of each source neuron into this NIR synaptic node, flat
     delay: int = 0  # extra steps of synaptic delay on Lava (the shortcut waits for the longer branch)
 
-    @property
-    def n_in(self) -> int:
-        return int(np.prod(self.in_shape))
-
-    @property
-    def n_out(self) -> int:
-        return int(np.prod(self.out_shape))
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         return apply_synapse(self, x)
