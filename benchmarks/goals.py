@@ -1,0 +1,112 @@
+"""The performance goals of the project (issue #20) beside the figures the benchmarks measured.
+
+Each row reads one figure from a benchmark's JSON in ``benchmarks/results/`` (written by the
+``bench_*.py`` scripts; nothing here measures or types a number) and compares it with its goal.
+A row whose JSON is missing says ``not measured``. ``python benchmarks/goals.py`` prints the table;
+``run_all.py`` prints it after a ``make bench`` run, with the machine's load over each script.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _load(name: str) -> dict | None:
+    p = RESULTS / f"{name}.json"
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One row: a label, the JSON it reads, how to read its figure, and the goal it must meet."""
+
+    label: str
+    source: str
+    read: Callable[[dict], float | None]
+    goal: float
+    higher_is_better: bool
+    unit: str = ""
+
+    def figure(self) -> float | None:
+        data = _load(self.source)
+        if data is None:
+            return None
+        try:
+            v = self.read(data)
+        except (KeyError, TypeError, IndexError, ValueError, ZeroDivisionError):
+            return None
+        return None if v is None else float(v)
+
+    def met(self, v: float) -> bool:
+        return v >= self.goal if self.higher_is_better else v <= self.goal
+
+
+def _timing(net: str, key: str):
+    return lambda d: d["nets"][net]["timing"][key]
+
+
+def _lava_rows(d: dict, target: str) -> list[dict]:
+    return [r for r in d.get("rows", []) if r.get("target") == target]
+
+
+def _lava_best(d: dict) -> dict:
+    return max(_lava_rows(d, "lava"), key=lambda r: r["samples_per_s"])
+
+
+def _fixed_cost(d: dict) -> float:
+    r = _lava_best(d)
+    if "fixed_cost_s" in r:
+        return r["fixed_cost_s"]
+    ph = r["phases_s"]
+    return sum(ph[k] for k in ph if k != "run_s")
+
+
+def _emu_over_lava(d: dict) -> float:
+    return _lava_rows(d, "loihi-emu")[0]["samples_per_s"] / _lava_best(d)["samples_per_s"]
+
+
+GOALS = [
+    Goal("training step, digits convnet (T 8, batch 64) vs fastest peer", "training",
+         _timing("digits", "speedup_ours_vs_fastest_wall"), 1.5, True, "×"),
+    Goal("training step, VGG5 3×32×32 (T 6, batch 32) vs fastest peer", "training",
+         _timing("vgg5", "speedup_ours_vs_fastest_wall"), 1.5, True, "×"),
+    Goal("loihi-emu samples/s over Lava's, digits T 16 (identical spikes)", "lava", _emu_over_lava, 50, True, "×"),
+    Goal("Lava end to end, digits T 16", "lava", lambda d: _lava_best(d)["samples_per_s"], 150, True, "samples/s"),
+    Goal("Lava fixed cost (child start, import, build)", "lava", _fixed_cost, 5, False, "s"),
+    Goal("PGD-7 wall time, ours over torchattacks (same images)", "pgd_peers",
+         lambda d: d["ratio_ours_over_torchattacks"], 1.1, False, "×"),
+    Goal("thorough attack ensemble, demo model, ε = 8/255", "ensemble_thorough", lambda d: d["wall_s"], 120, False, "s"),
+    Goal("make demo after set-up", "demo", lambda d: d["wall_s"] if d.get("exit_code") == 0 else None, 120, False, "s"),
+]
+
+
+def table() -> list[dict]:
+    """One dict per goal: label, figure (or None), goal, met (or None), the JSON it came from."""
+    rows = []
+    for g in GOALS:
+        v = g.figure()
+        rows.append({"label": g.label, "figure": v, "unit": g.unit, "goal": g.goal,
+                     "goal_text": f"{'≥' if g.higher_is_better else '≤'} {g.goal:g} {g.unit}".strip(),
+                     "met": None if v is None else g.met(v), "source": f"results/{g.source}.json"})
+    return rows
+
+
+def render(rows: list[dict]) -> str:
+    """The table as Markdown."""
+    out = ["| figure | measured | goal | met | from |", "|---|---|---|---|---|"]
+    for r in rows:
+        fig = "not measured" if r["figure"] is None else f"{r['figure']:.3g} {r['unit']}".strip()
+        met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        out.append(f"| {r['label']} | {fig} | {r['goal_text']} | {met} | {r['source']} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render(table()))
