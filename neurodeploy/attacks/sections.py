@@ -53,14 +53,28 @@ def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0) -> tu
     return x[idx], y[idx]
 
 
-def target_accuracy(fn: QueryFn, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-    """Top-1 accuracy of a query function (images -> logits, numpy or torch) on (x, y), in batches."""
-    preds = []
-    for i in range(0, len(x), batch_size):
-        out = fn(x[i:i + batch_size])
-        out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
-        preds.append(out.argmax(1))
-    return int((np.concatenate(preds) == y.numpy()).sum()) / len(y) if preds else float("nan")
+def target_predictions(fn: QueryFn, x: torch.Tensor) -> np.ndarray:
+    """A query function's top-1 predictions on x, in ONE call: a deployed target batches inside its
+    own ``run`` (``target_query_fn``), and every call of a worker-backed target (Lava) pays the
+    worker's fixed cost again, so the caller never splits the images."""
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.int64)
+    out = fn(x)
+    out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+    return out.argmax(1)
+
+
+def target_accuracy(fn: QueryFn, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy of a query function (images -> logits, numpy or torch) on (x, y)."""
+    return float((target_predictions(fn, x) == y.numpy()).sum()) / len(y) if len(y) else float("nan")
+
+
+def target_accuracies(fn: QueryFn, xs: list[torch.Tensor], y: torch.Tensor) -> list[float]:
+    """Accuracies on several image sets of the same samples (clean, FGSM, PGD...) in one query."""
+    if not len(y):
+        return [float("nan")] * len(xs)
+    preds = target_predictions(fn, torch.cat(xs)).reshape(len(xs), len(y))
+    return [float((p == y.numpy()).sum()) / len(y) for p in preds]
 
 
 @dataclass
@@ -118,7 +132,7 @@ class AttackContext:
         return subset_index(total, self.cfg.target_samples or None, self.seed)
 
     def target_accuracy(self, fn: QueryFn, x: torch.Tensor, y: torch.Tensor) -> float:
-        return target_accuracy(fn, x, y, self.batch_size)
+        return target_accuracy(fn, x, y)
 
     def subset(self, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The seeded subset of n of the attacked samples (the sweeps', the sparsity audit's)."""

@@ -18,7 +18,7 @@ from .base import Attack
 from .estimators import LossGradientsMixin, SourceEstimator, accuracy
 from .fgsm import fgsm_images, source_fgsm
 from .pgd import pgd_images, pgd_settings, source_pgd
-from .sections import AttackContext, register_section
+from .sections import AttackContext, register_section, target_accuracies
 
 
 class TransferAttack(Attack):
@@ -82,12 +82,12 @@ def transfer_section(ctx: AttackContext) -> dict:
     x_f, x_p = source_fgsm(ctx), source_pgd(ctx)
     for name, fn in ctx.targets.items():
         i = ctx.target_index(len(ctx.x))
-        y = ctx.y[i]
+        clean, fgsm, pgd = target_accuracies(fn, [ctx.x[i], x_f[i], x_p[i]], ctx.y[i])  # one target run
         out[name] = {
             "samples": len(i),
-            "clean": {"accuracy": ctx.target_accuracy(fn, ctx.x[i], y), "samples": len(i)},
-            "transfer_fgsm": {"epsilon": ctx.cfg.epsilon, "accuracy": ctx.target_accuracy(fn, x_f[i], y)},
-            "transfer_pgd": {**pgd_settings(ctx), "accuracy": ctx.target_accuracy(fn, x_p[i], y)},
+            "clean": {"accuracy": clean, "samples": len(i)},
+            "transfer_fgsm": {"epsilon": ctx.cfg.epsilon, "accuracy": fgsm},
+            "transfer_pgd": {**pgd_settings(ctx), "accuracy": pgd},
         }
         stand_in = ctx.inputs.stand_ins.get(name)
         if stand_in:
