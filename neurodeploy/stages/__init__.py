@@ -21,7 +21,7 @@ from ..errors import NeurodeployError
 from ..recipe import resolve_recipe_path
 from ..run import RECIPE_FILE, Run, discard_new_run_dir, prepare_run_dir
 from ..targets import get_target, list_targets
-from . import resume
+from . import background, resume
 from .attack import attack_stage
 from .deploy import EvalSet, Scored, deploy, deploy_and_score, target_options
 from .energy import energy_stage
@@ -50,11 +50,15 @@ def run_all(recipe: str | Path, out: str | Path, targets: list[str] | None = Non
         targets = targets if targets is not None else list(run.recipe.deploy.targets)
         for t in targets:  # fail early on a typo, before any training
             get_target(t)
+        background.start_surrogate(run)  # on a second core while the chain trains, deploys, simulates
         _chain(run, recipe, targets, progress)
     except NeurodeployError:
+        background.stop_all()
         if fresh:
             discard_new_run_dir(run.dir)
         raise
+    finally:
+        background.stop_all()  # a chain that ended without the attack stage (or failed otherwise)
     return run.report()
 
 

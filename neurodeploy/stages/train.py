@@ -55,11 +55,15 @@ def train_stage(run: Run, progress: bool = True) -> None:
     run.invalidate()
 
 
-def train_surrogate(run: Run, progress: bool = True) -> torch.nn.Module:
+def train_surrogate(run: Run, progress: bool = True, background: bool = True) -> torch.nn.Module:
     """The black-box attacker's model: the same recipe trained with seed + 1 (HIRE-SNN §5), kept in
-    ``surrogate.safetensors``."""
+    ``surrogate.safetensors``. With ``background``, a child started by
+    :func:`.background.start_surrogate` is waited for first (it trains the same checkpoint)."""
     from ..train.run import train_recipe
+    from .background import wait_surrogate
 
+    if background:
+        wait_surrogate(run)
     path = run.dir / "surrogate.safetensors"
     model = run.new_snn()
     fp = resume.surrogate_fp(run)
