@@ -122,6 +122,9 @@ class LavaTarget(Target):
                     f"as on loihi-emu and in the source")
         dep.info.update({"options": opts.explicit(),
                          "layers": [_layer_info(layer) for layer in program.layers]})
+        python, _ = find_worker_python()
+        if python is not None and opts.prestart:  # Lava's import overlaps with what the caller does until run
+            get_worker(python, worker_env())
         work = opts.work_dir
         if work and not program.is_dag:
             Path(work).mkdir(parents=True, exist_ok=True)
@@ -139,8 +142,9 @@ class LavaTarget(Target):
         timing = {"build_s": 0.0, "run_s": 0.0, "wall_s": 0.0, "steps": 0, "lava_steps": 0, "prepare_s": 0.0,
                   "child_start_s": 0.0, "import_s": 0.0, "netx_s": 0.0, "builds": 0, "workers_started": 0}
         stats = EventStats()
+        B = max(1, min(opts.copies, n))  # every chunk at this width (a short last chunk pads: no second build)
         for i in tqdm(range(0, n, per_run), desc="lava", disable=not progress, leave=False):
-            r = self._run_chunk(program, x[i:i + per_run], i, opts, stats)
+            r = self._run_chunk(program, x[i:i + per_run], i, opts, stats, B)
             for k in res:
                 res[k].append(r[k])
             for k in timing:
@@ -169,9 +173,8 @@ class LavaTarget(Target):
         return Outputs(lg.argmax(1), logits_to_float(program, lg), spikes, synops, neuron_updates(program, n), info)
 
     def _run_chunk(self, program: LoihiProgram, x: torch.Tensor, offset: int, opts: LavaOptions,
-                   stats: EventStats | None = None) -> dict:
+                   stats: EventStats | None, B: int) -> dict:
         n = len(x)
-        B = max(1, min(opts.copies, n))
         T = program.timesteps
         K = math.ceil(n / B)
         L = len(program.layers)
