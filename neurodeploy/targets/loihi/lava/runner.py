@@ -1,20 +1,22 @@
-"""The child process that runs one Lava simulation, in the Lava worker environment (Python 3.10).
+"""The persistent Lava worker process, in the Lava worker environment (Python 3.10).
 
-Started by :mod:`.target` as ``WORKER_PYTHON .../neurodeploy/targets/loihi/lava/runner.py JOB_DIR``
+Started by :mod:`.session` as ``WORKER_PYTHON .../neurodeploy/targets/loihi/lava/runner.py SESSION_DIR``
 (by file path, not ``-m``: the worker environment holds only lava-nc, lava-dl, numpy, scipy and
 h5py, and ``-m`` would execute ``neurodeploy/__init__`` and ``targets/__init__``, which import
 torch). :func:`worker_imports` registers the packages this process needs without executing their
-``__init__``; the files it runs (this one, :mod:`.child`, :mod:`.procs`, ``neurodeploy/errors.py``)
-import only the standard library, numpy, scipy, h5py and Lava, and stay Python 3.10 code.
+``__init__``; the files it runs (this one, :mod:`.worker`, :mod:`.child`, :mod:`.graph_builder`,
+:mod:`.procs`, ``neurodeploy/errors.py``) import only the standard library, numpy, scipy, h5py and
+Lava, and stay Python 3.10 code.
 
-It reads ``JOB_DIR/job.json`` and ``JOB_DIR/job.npz`` (written by :mod:`.target`), loads the netx
-file with ``netx.hdf5.Network(reset_interval=T, reset_offset=1, sparse_fc_layer=True)``, feeds all
-samples back to back from a :class:`SpikeSource`, attaches a :class:`LayerProbe` to every layer
-(the readout's probe listens to its synaptic input), runs ``Loihi2SimCfg(select_tag='fixed_pt')``
-and always stops the runtime. The probes write ``probe_<i>.npz``; this process writes
-``result.json`` and leaves with ``os._exit`` so no Lava atexit hook can hang it. Lava is imported
-here only (importing it sets the multiprocessing start method). No pickle crosses the boundary:
-JSON, npz (``allow_pickle`` off) and HDF5 only.
+:func:`.worker.serve` then imports Lava once and runs the jobs the parent sends (JSON lines on
+stdin): a netx file is loaded with ``netx.hdf5.Network(reset_interval=T, reset_offset=1,
+sparse_fc_layer=True)`` through the patched reader of :func:`sparse_netx_reader` (B copies side
+by side), fed from a :class:`SpikeSource`, with a :class:`LayerProbe` on every layer (the readout's
+probe listens to its synaptic input), under ``Loihi2SimCfg(select_tag='fixed_pt')``; the network
+stays built for the next job with the same key. The probes write ``probe_<i>.npz``; the worker
+writes ``result.json`` and leaves with ``os._exit`` so no Lava atexit hook can hang it. Lava is
+imported here only (importing it sets the multiprocessing start method). No pickle crosses the
+boundary: JSON, npy/npz (``allow_pickle`` off) and HDF5 only.
 """
 from __future__ import annotations
 

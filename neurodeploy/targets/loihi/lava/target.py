@@ -1,11 +1,15 @@
 """The ``lava`` target: the lowered program simulated by Lava (lava-nc + lava-dl netx) in fixed point.
 
-``compile`` lowers the NIR graph (:mod:`..lowering`, every change logged) and writes the
-single-copy netx HDF5 file. ``run`` writes a B-copy block-diagonal netx file plus the input spikes,
-and runs :mod:`.runner` in a child process in its own session under ``timeout_s``, under the Lava
-worker environment's Python 3.10 (:mod:`.worker_env`); the probes' per-sample counts come back as
-``.npz`` files (JSON, npz and HDF5 only: no pickles either way). ``N`` samples take ⌈N/B⌉·T + L Lava steps
-(L layers of one-step latency) in one run. A residual (DAG) program (:mod:`..dag`) is written as
+``compile`` lowers the NIR graph (:mod:`..lowering`, every change logged), writes the
+single-copy netx HDF5 file when a ``work_dir`` is set, and starts the process's persistent Lava
+worker (:mod:`.session`; ``prestart``) so Lava's import overlaps with what comes before ``run``.
+``run`` sends each chunk as a job to that worker (its own session and process group, under the Lava
+worker environment's Python 3.10, :mod:`.worker_env`; supervised under ``timeout_s`` / ``stall_s``):
+the one-copy netx file (tiled into B block-diagonal copies in the worker) is written only when the
+worker does not hold that network built already (:func:`_program_digest`), plus the input spikes;
+the probes' per-sample counts come back as ``.npz`` files (JSON, npy/npz and HDF5 only: no pickles
+either way). ``N`` samples take ⌈N/B⌉·T + L Lava steps (L layers of one-step latency) per chunk,
+plus < T zero-input steps that realign the resets when the network is reused (:mod:`.worker`). A residual (DAG) program (:mod:`..dag`) is written as
 a process-graph job instead (:func:`.netx_file.graph_job`, built in the child by
 :mod:`.graph_builder`; netx cannot describe an add), with L the layers on its longest path.
 
