@@ -187,6 +187,14 @@ def sparse_netx_reader() -> None:
         cat = (lambda a: np.concatenate(a) if a else np.zeros(0, np.int64))  # noqa: E731
         return sparse.csr_matrix((cat(vals), (cat(rows), cat(cols))), shape=ds.shape)
 
+    def _distinct(data):  # noqa: ANN001, ANN202 - np.unique in O(n) for the small integer range of weights
+        if not data.size:
+            return data
+        lo, hi = int(data.min()), int(data.max())
+        if hi - lo > 1 << 20:
+            return np.unique(data)
+        return np.flatnonzero(np.bincount(data - lo)) + lo
+
     def optimize(weight):  # noqa: ANN001, ANN202
         if not sparse.issparse(weight):
             return orig_opt(weight)
@@ -194,7 +202,7 @@ def sparse_netx_reader() -> None:
         w.sum_duplicates()
         data = w.data
         has_zero = w.nnz < w.shape[0] * w.shape[1]
-        u = np.unique(data)  # the statistics below depend on the distinct values only
+        u = _distinct(data)  # the statistics below depend on the distinct values only
         vals = np.concatenate([u, [0]]) if has_zero or not u.size else u
         max_weight, min_weight = vals.max(), vals.min()
         if (max_weight > 254 and min_weight < 0) or (min_weight < -256 and max_weight > 0):

@@ -48,6 +48,7 @@ class LavaWorker:
         self.pgid = self.proc.pid
         self.jobs = 0
         self.current_key: str | None = None  # the network the worker keeps built (target.py sets it)
+        self.start_reported = False  # its start-up time went into a run's timing (target.py)
         log.debug("Lava worker started: pid/pgid %d, session %s", self.pgid, self.session)
 
     def alive(self) -> bool:
