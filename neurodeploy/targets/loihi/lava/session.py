@@ -46,6 +46,7 @@ class LavaWorker:
                                          stderr=subprocess.STDOUT, stdin=subprocess.PIPE,
                                          start_new_session=True, env=env)
         self.pgid = self.proc.pid
+        self.owner = os.getpid()  # a forked copy of this process must not stop the parent's worker
         self.jobs = 0
         self.current_key: str | None = None  # the network the worker keeps built (target.py sets it)
         self.start_reported = False  # its start-up time went into a run's timing (target.py)
@@ -143,6 +144,9 @@ def get_worker(python: str, env: dict[str, str]) -> tuple[LavaWorker, bool]:
     """The worker for interpreter ``python`` (started if there is none or it died); (worker, started)."""
     with _LOCK:
         w = _WORKERS.get(python)
+        if w is not None and w.owner != os.getpid():  # inherited through a fork: start our own
+            _WORKERS.pop(python)
+            w = None
         if w is not None and w.alive():
             return w, False
         if w is not None:
@@ -165,7 +169,8 @@ def shutdown() -> list[int]:
     with _LOCK:
         while _WORKERS:
             _, w = _WORKERS.popitem()
-            left += w.close()
+            if w.owner == os.getpid():
+                left += w.close()
     return left
 
 
