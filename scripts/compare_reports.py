@@ -17,8 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-#: Keys whose values are wall-clock times, process ids or machine-specific paths.
-IGNORED = re.compile(r"^(seconds|.*_s|samples_per_s|.*_seconds|pgid|path|.*_path|.*_file|.*_dir|work_dir)$")
+#: Keys whose values are wall-clock times, process ids or machine-specific paths, and the lava
+#: worker's reuse counters (a network built or reused depends on what the process ran before).
+IGNORED = re.compile(r"^(seconds|.*_s|samples_per_s|.*_seconds|pgid|path|.*_path|.*_file|.*_dir|work_dir"
+                     r"|builds|workers_started|lava_steps)$")
 
 
 def _leaf_equal(a: Any, b: Any, rtol: float) -> bool:

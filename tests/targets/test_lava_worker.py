@@ -23,8 +23,9 @@ from neurodeploy.targets.loihi.lava.target import RUNNER, LavaTarget
 PKG = Path(neurodeploy.__file__).parent
 LAVA_DIR = PKG / "targets" / "loihi" / "lava"
 # what runner.py executes in the worker: itself, the files it imports, and the Lava processes
-WORKER_FILES = [LAVA_DIR / "runner.py", LAVA_DIR / "child.py", LAVA_DIR / "graph_builder.py", PKG / "errors.py", *sorted((LAVA_DIR / "procs").glob("*.py"))]
-WORKER_NEURODEPLOY = {"neurodeploy.errors", "neurodeploy.targets.loihi.lava.child",
+WORKER_FILES = [LAVA_DIR / "runner.py", LAVA_DIR / "worker.py", LAVA_DIR / "child.py", LAVA_DIR / "graph_builder.py",
+                PKG / "errors.py", *sorted((LAVA_DIR / "procs").glob("*.py"))]
+WORKER_NEURODEPLOY = {"neurodeploy.errors", "neurodeploy.targets.loihi.lava.child", "neurodeploy.targets.loihi.lava.worker",
                       "neurodeploy.targets.loihi.lava.procs", "neurodeploy.targets.loihi.lava.procs.probes"}
 WORKER_THIRD_PARTY = {"numpy", "scipy", "h5py", "lava"}
 

@@ -187,4 +187,6 @@ def test_lava_dense_rec_equals_emulator_spike_for_spike(fname, reset, copies, ca
         print(f"\n{fname} on lava (dense_rec, {copies} copies, {N} samples, T={T}): "
               f"{int(ref['spikes']['lif1.lif'].sum())} hidden and {int(ref['spikes']['lif2'].sum())} output spikes "
               f"equal to loihi-emu; {out.info['wall_s']:.1f} s wall")
-    assert group_members(target.last_pgid) == []
+    from neurodeploy.targets.loihi.lava.session import shutdown  # the worker persists until shut down
+
+    assert shutdown() == [] and group_members(target.last_pgid) == []

@@ -38,6 +38,9 @@ class LavaOptions(LoihiOptions):
     """Declare hidden-layer spikes as 1-bit messages so Lava's CPU synapses compute a sparse W·s."""
     sparse_reader: bool = True
     """Patch netx's weight reader in the child to keep the B-copy block-diagonal weights sparse."""
+    prestart: bool = True
+    """Start the (persistent, per process) Lava worker at compile time, so Lava's import overlaps
+    with what happens before ``run``."""
     fault: str = ""
     """Tests only: "kill" kills a Lava worker, "raise" raises inside one."""
 

@@ -25,8 +25,6 @@ and Lava only (it runs in the Lava worker environment); the probe classes are pa
 """
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,26 +51,28 @@ def _synapse(w: sparse.csr_matrix, delay: int, bits: int) -> Any:
                        num_weight_bits=8)
 
 
-def build(job: dict, data: Any, job_dir: Path, probe_cls: type, source_cls: type) -> tuple[Any, list]:
-    """The process graph of ``job``; returns (the spike source, the probes)."""
+def build(job: dict, data: Any, ctrl_dir: str, probe_cls: type, source_cls: type) -> tuple[Any, list]:
+    """The process graph of ``job`` (B = ``job["copies"]``); returns (the spike source, the probes).
+
+    The input and the chunk count come per run through ``ctrl_dir`` (:mod:`.procs.probes`), so the
+    graph is built once and run for many segments (:mod:`.worker`)."""
     from lava.proc.lif.process import LIFReset
 
-    B, T, K, steps = job["copies"], job["T"], job["chunks"], job["steps"]
-    src = source_cls(data["input"])
+    B, T = job["copies"], job["T"]
+    n_in = int(job["n_in"]) * B
+    src = source_cls(n_in, ctrl_dir)
     neurons, probes = [], []
     for i, spec in enumerate(job["graph"]["layers"]):
         n = int(spec["n"]) * B
         bias = np.tile(data[f"bias{i}"].astype(np.int32), B) if spec["bias"] else np.zeros(n, np.int32)
         lif = LIFReset(shape=(n,), du=int(spec["du"]), dv=int(spec["dv"]), vth=int(spec["vth"]), bias_mant=bias,
                        bias_exp=6, reset_interval=T, reset_offset=2 + int(spec["depth"]))
-        common = dict(copies=B, first=2 + int(spec["depth"]), period=T, chunks=K, last_step=steps,
-                      fault=job["fault"] if i == 0 else "", heartbeat=str(job_dir / "heartbeat") if i == 0 else "",
-                      out_path=str(job_dir / f"probe_{i}.npz"))
+        common = dict(copies=B, first=2 + int(spec["depth"]), period=T, ctrl_dir=ctrl_dir, index=i,
+                      fault=job["fault"] if i == 0 else "", heartbeat=i == 0)
         if spec["readout"]:
             probe = probe_cls(shape=(n,), mode="current", **common)
         else:
-            probe = probe_cls(shape=(n,), mode="spikes", per_neuron=True, raster_chunks=job["raster_chunks"],
-                              **common)
+            probe = probe_cls(shape=(n,), mode="spikes", per_neuron=True, **common)
             lif.s_out.connect(probe.a_in)
         for k, syn in enumerate(spec["synapses"]):
             conn = _synapse(_weights(data, i, k, B), int(syn["delay"]), int(syn["bits"]))
@@ -84,19 +84,3 @@ def build(job: dict, data: Any, job_dir: Path, probe_cls: type, source_cls: type
         neurons.append(lif)
         probes.append(probe)
     return src, probes
-
-
-def run(job: dict, data: Any, job_dir: Path, probe_cls: type, source_cls: type) -> dict:
-    """Build the graph, run ``job["steps"]`` steps in Lava's fixed-point CPU simulation, always stop."""
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-
-    t0 = time.time()
-    src, probes = build(job, data, job_dir, probe_cls, source_cls)
-    t_build = time.time() - t0
-    t1 = time.time()
-    try:
-        src.run(condition=RunSteps(num_steps=job["steps"]), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-    finally:
-        src.stop()
-    return {"build_s": t_build, "run_s": time.time() - t1, "netx_s": 0.0, "layers": len(probes)}

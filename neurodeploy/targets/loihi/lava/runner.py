@@ -1,20 +1,22 @@
-"""The child process that runs one Lava simulation, in the Lava worker environment (Python 3.10).
+"""The persistent Lava worker process, in the Lava worker environment (Python 3.10).
 
-Started by :mod:`.target` as ``WORKER_PYTHON .../neurodeploy/targets/loihi/lava/runner.py JOB_DIR``
+Started by :mod:`.session` as ``WORKER_PYTHON .../neurodeploy/targets/loihi/lava/runner.py SESSION_DIR``
 (by file path, not ``-m``: the worker environment holds only lava-nc, lava-dl, numpy, scipy and
 h5py, and ``-m`` would execute ``neurodeploy/__init__`` and ``targets/__init__``, which import
 torch). :func:`worker_imports` registers the packages this process needs without executing their
-``__init__``; the files it runs (this one, :mod:`.child`, :mod:`.procs`, ``neurodeploy/errors.py``)
-import only the standard library, numpy, scipy, h5py and Lava, and stay Python 3.10 code.
+``__init__``; the files it runs (this one, :mod:`.worker`, :mod:`.child`, :mod:`.graph_builder`,
+:mod:`.procs`, ``neurodeploy/errors.py``) import only the standard library, numpy, scipy, h5py and
+Lava, and stay Python 3.10 code.
 
-It reads ``JOB_DIR/job.json`` and ``JOB_DIR/job.npz`` (written by :mod:`.target`), loads the netx
-file with ``netx.hdf5.Network(reset_interval=T, reset_offset=1, sparse_fc_layer=True)``, feeds all
-samples back to back from a :class:`SpikeSource`, attaches a :class:`LayerProbe` to every layer
-(the readout's probe listens to its synaptic input), runs ``Loihi2SimCfg(select_tag='fixed_pt')``
-and always stops the runtime. The probes write ``probe_<i>.npz``; this process writes
-``result.json`` and leaves with ``os._exit`` so no Lava atexit hook can hang it. Lava is imported
-here only (importing it sets the multiprocessing start method). No pickle crosses the boundary:
-JSON, npz (``allow_pickle`` off) and HDF5 only.
+:func:`.worker.serve` then imports Lava once and runs the jobs the parent sends (JSON lines on
+stdin): a netx file is loaded with ``netx.hdf5.Network(reset_interval=T, reset_offset=1,
+sparse_fc_layer=True)`` through the patched reader of :func:`sparse_netx_reader` (B copies side
+by side), fed from a :class:`SpikeSource`, with a :class:`LayerProbe` on every layer (the readout's
+probe listens to its synaptic input), under ``Loihi2SimCfg(select_tag='fixed_pt')``; the network
+stays built for the next job with the same key. The probes write ``probe_<i>.npz``; the worker
+writes ``result.json`` and leaves with ``os._exit`` so no Lava atexit hook can hang it. Lava is
+imported here only (importing it sets the multiprocessing start method). No pickle crosses the
+boundary: JSON, npy/npz (``allow_pickle`` off) and HDF5 only.
 """
 from __future__ import annotations
 
@@ -106,14 +108,38 @@ def worker_imports() -> None:
         sys.modules[rf.__name__] = rf
 
 
+COPIES = {"B": 1}  # B block-diagonal copies the patched reader builds from a one-copy file (sparse_netx_reader)
+
+
+def _tile_csr(one, copies: int):  # noqa: ANN001, ANN202 - scipy CSR in and out
+    """``copies`` copies of the CSR matrix ``one`` on the block diagonal (equal to the matrix a
+    B-copy netx file holds, netx_file.write_netx; built in O(B·nnz) without a dense step)."""
+    import numpy as np
+    from scipy import sparse
+
+    one = one.tocsr()
+    one.sum_duplicates()
+    if copies == 1:
+        return one
+    o, n = one.shape
+    nnz = one.nnz
+    indptr = np.concatenate([one.indptr[:-1] + b * nnz for b in range(copies)] + [[copies * nnz]])
+    indices = np.concatenate([one.indices + b * n for b in range(copies)])
+    return sparse.csr_matrix((np.tile(one.data, copies), indices, indptr), shape=(o * copies, n * copies))
+
+
 def sparse_netx_reader() -> None:
-    """Make netx keep 2-D weights sparse (value-identical; stock netx densifies them as int64).
+    """Make netx keep 2-D weights sparse (value-identical; stock netx densifies them as int64), and
+    read a one-copy file as ``COPIES["B"]`` block-diagonal copies.
 
     netx reads every weight with ``h5py[...][()].astype(int)`` and runs ``optimize_weight_bits`` on
     the dense matrix, then converts it to CSR for ``sparse_fc_layer=True``. With B block-diagonal
-    copies that is B² times the matrix (minutes and gigabytes). Here the weight is read by row
-    blocks into CSR, and ``optimize_weight_bits`` computes the same scale, exponent, bit count and
-    sign mode from the non-zero entries (plus the implicit zeros).
+    copies that is B² times the matrix (minutes and gigabytes). Here the one-copy weight is read by
+    row blocks into CSR and tiled B times on the diagonal (``shape`` × B, ``bias`` tiled; a
+    ``dense_rec`` layer keeps stock dense reading, tiled with ``np.kron``), and
+    ``optimize_weight_bits`` (lava-dl netx/utils.py:80) computes the same scale, exponent, bit count
+    and sign mode from the distinct non-zero values (plus the implicit zeros): max, min and the
+    power-of-two divisibility test depend on the set of values only.
     """
     import numpy as np
     from lava.lib.dl.netx import hdf5 as nx_hdf5
@@ -124,9 +150,18 @@ def sparse_netx_reader() -> None:
     orig_opt = nx_utils.optimize_weight_bits
 
     def getitem(self, key):  # noqa: ANN001, ANN202
+        B = COPIES["B"]
+        layer = isinstance(key, str) and "weight" in self.f and key in self.f
         # a dense_rec layer keeps stock reading: netx hstacks weight and weight_rec as numpy arrays
-        if key == "weight" and key in self.f and self.f[key].ndim == 2 and "weight_rec" not in self.f:
-            return _read_sparse(self.f[key])
+        if layer and key == "weight" and self.f[key].ndim == 2 and "weight_rec" not in self.f:
+            return _tile_csr(_read_sparse(self.f[key]), B)
+        if layer and B > 1 and key in ("weight", "weight_rec") and self.f[key].ndim == 2:
+            w = orig_get(self, key)
+            return np.kron(np.eye(B, dtype=w.dtype), w)
+        if layer and B > 1 and key == "bias":
+            return np.tile(orig_get(self, key), B)
+        if layer and B > 1 and key == "shape":
+            return orig_get(self, key) * B
         if key == "messageBits" and key in self.f:  # stock NetDict would wrap the dataset
             return int(self.f[key][()])
         return orig_get(self, key)
@@ -152,6 +187,14 @@ def sparse_netx_reader() -> None:
         cat = (lambda a: np.concatenate(a) if a else np.zeros(0, np.int64))  # noqa: E731
         return sparse.csr_matrix((cat(vals), (cat(rows), cat(cols))), shape=ds.shape)
 
+    def _distinct(data):  # noqa: ANN001, ANN202 - np.unique in O(n) for the small integer range of weights
+        if not data.size:
+            return data
+        lo, hi = int(data.min()), int(data.max())
+        if hi - lo > 1 << 20:
+            return np.unique(data)
+        return np.flatnonzero(np.bincount(data - lo)) + lo
+
     def optimize(weight):  # noqa: ANN001, ANN202
         if not sparse.issparse(weight):
             return orig_opt(weight)
@@ -159,10 +202,11 @@ def sparse_netx_reader() -> None:
         w.sum_duplicates()
         data = w.data
         has_zero = w.nnz < w.shape[0] * w.shape[1]
-        vals = np.concatenate([data, [0]]) if has_zero or not data.size else data
+        u = _distinct(data)  # the statistics below depend on the distinct values only
+        vals = np.concatenate([u, [0]]) if has_zero or not u.size else u
         max_weight, min_weight = vals.max(), vals.min()
         if (max_weight > 254 and min_weight < 0) or (min_weight < -256 and max_weight > 0):
-            data = np.clip(data, -256, 254)
+            data, u = np.clip(data, -256, 254), np.clip(u, -256, 254)
             vals = np.clip(vals, -256, 254)
             max_weight, min_weight = vals.max(), vals.min()
         if max_weight < 0:
@@ -174,7 +218,7 @@ def sparse_netx_reader() -> None:
             scale = np.min([127 / max_weight, -128 / min_weight])
         scale_bits = np.floor(np.log2(scale)) + is_signed
         n = 8
-        while n > 0 and np.sum(np.abs(data / (2 ** n) - np.round(data / (2 ** n)))) != 0:
+        while n > 0 and np.sum(np.abs(u / (2 ** n) - np.round(u / (2 ** n)))) != 0:
             n -= 1
         n -= is_signed
         num_weight_bits = 8 - scale_bits - n
@@ -185,95 +229,9 @@ def sparse_netx_reader() -> None:
     nx_hdf5.optimize_weight_bits = optimize
 
 
-def main(job_dir: str) -> int:
-    job_dir_p = Path(job_dir)
-    job = json.loads((job_dir_p / "job.json").read_text())
-    import numpy as np
-
-    data = np.load(job_dir_p / "job.npz", allow_pickle=False)
-    t0 = time.time()
-    worker_imports()
-    import lava.lib.dl.netx.hdf5  # noqa: F401 - netx's package without its __init__ (worker_imports)
-    from lava.lib.dl import netx
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-
-    from neurodeploy.targets.loihi.lava.procs.probes import LayerProbe, SpikeSource
-
-    if job.get("sparse_reader", True):
-        sparse_netx_reader()
-    t_import = time.time() - t0
-    if job.get("graph"):  # a residual (DAG) program: a Lava process graph instead of netx (graph_builder)
-        return _run_graph(job, data, job_dir_p, t0, t_import, (LayerProbe, SpikeSource))
-
-    net = netx.hdf5.Network(net_config=job["netx"], reset_interval=job["T"], reset_offset=1,
-                            sparse_fc_layer=True, input_message_bits=job["input_message_bits"])
-    t_netx = time.time() - t0 - t_import
-    src = SpikeSource(data["input"])
-    src.s_out.connect(net.inp)
-    probes = []
-    L = len(net.layers)
-    for i, spec in enumerate(job["layers"]):
-        layer = net.layers[i]
-        common = dict(copies=job["copies"], first=2 + i, period=job["T"], chunks=job["chunks"],
-                      last_step=job["steps"], fault=job["fault"] if i == 0 else "",
-                      heartbeat=str(job_dir_p / "heartbeat") if i == 0 else "")
-        if spec["readout"]:
-            p = LayerProbe(shape=layer.synapse.a_out.shape, out_path=str(job_dir_p / f"probe_{i}.npz"),
-                           mode="current", **common)
-            layer.synapse.a_out.connect(p.a_in)
-        else:
-            fan = data[f"fanout_{i + 1}"] if f"fanout_{i + 1}" in data else None
-            p = LayerProbe(shape=layer.out.shape, out_path=str(job_dir_p / f"probe_{i}.npz"), mode="spikes",
-                           fanout=fan, raster_chunks=job["raster_chunks"], per_neuron=bool(spec.get("per_neuron")),
-                           **common)
-            layer.out.connect(p.a_in)
-        probes.append(p)
-    t_build = time.time() - t0
-    t1 = time.time()
-    try:
-        net.run(condition=RunSteps(num_steps=job["steps"]), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-    finally:
-        net.stop()
-    t_run = time.time() - t1
-    missing = [i for i in range(L) if not (job_dir_p / f"probe_{i}.npz").exists()]
-    result = {"build_s": t_build, "import_s": t_import, "netx_s": t_netx, "run_s": t_run, "layers": L,
-              "missing": missing, "start_s": t0 - float(job.get("t_submit", t0))}
-    tmp = job_dir_p / "result.json.tmp"
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, job_dir_p / "result.json")  # atomic: the parent never reads half a file
-    return 0 if not missing else 3
-
-
-def _run_graph(job: dict, data, job_dir: Path, t0: float, t_import: float, procs: tuple) -> int:  # noqa: ANN001
-    """Run a DAG job with :mod:`.graph_builder` (loaded from this folder: it imports numpy and Lava only)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("neurodeploy_lava_graph_builder",
-                                                  Path(__file__).with_name("graph_builder.py"))
-    gb = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gb)
-    result = gb.run(job, data, job_dir, *procs)
-    n = result["layers"]
-    missing = [i for i in range(n) if not (job_dir / f"probe_{i}.npz").exists()]
-    result.update({"import_s": t_import, "missing": missing, "start_s": t0 - float(job.get("t_submit", t0))})
-    (job_dir / "result.json").write_text(json.dumps(result))
-    return 0 if not missing else 3
-
-
 if __name__ == "__main__":
     worker_imports()
-    from neurodeploy.targets.loihi.lava.child import watch_parent
+    from neurodeploy.targets.loihi.lava.worker import serve
 
-    watch_parent(Path(sys.argv[1]))  # die with the parent, and take the job folder along
-    try:
-        code = main(sys.argv[1])
-    except BaseException as e:  # noqa: BLE001 - reported to the parent through the log and the exit code
-        import traceback
-
-        traceback.print_exc()
-        print(f"neurodeploy lava runner failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-        code = 2
     sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    os._exit(serve(Path(sys.argv[1]), sys.modules[__name__]))

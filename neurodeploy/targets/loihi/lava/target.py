@@ -1,11 +1,15 @@
 """The ``lava`` target: the lowered program simulated by Lava (lava-nc + lava-dl netx) in fixed point.
 
-``compile`` lowers the NIR graph (:mod:`..lowering`, every change logged) and writes the
-single-copy netx HDF5 file. ``run`` writes a B-copy block-diagonal netx file plus the input spikes,
-and runs :mod:`.runner` in a child process in its own session under ``timeout_s``, under the Lava
-worker environment's Python 3.10 (:mod:`.worker_env`); the probes' per-sample counts come back as
-``.npz`` files (JSON, npz and HDF5 only: no pickles either way). ``N`` samples take ⌈N/B⌉·T + L Lava steps
-(L layers of one-step latency) in one run. A residual (DAG) program (:mod:`..dag`) is written as
+``compile`` lowers the NIR graph (:mod:`..lowering`, every change logged), writes the
+single-copy netx HDF5 file when a ``work_dir`` is set, and starts the process's persistent Lava
+worker (:mod:`.session`; ``prestart``) so Lava's import overlaps with what comes before ``run``.
+``run`` sends each chunk as a job to that worker (its own session and process group, under the Lava
+worker environment's Python 3.10, :mod:`.worker_env`; supervised under ``timeout_s`` / ``stall_s``):
+the one-copy netx file (tiled into B block-diagonal copies in the worker) is written only when the
+worker does not hold that network built already (:func:`_program_digest`), plus the input spikes;
+the probes' per-sample counts come back as ``.npz`` files (JSON, npy/npz and HDF5 only: no pickles
+either way). ``N`` samples take ⌈N/B⌉·T + L Lava steps (L layers of one-step latency) per chunk,
+plus < T zero-input steps that realign the resets when the network is reused (:mod:`.worker`). A residual (DAG) program (:mod:`..dag`) is written as
 a process-graph job instead (:func:`.netx_file.graph_job`, built in the child by
 :mod:`.graph_builder`; netx cannot describe an add), with L the layers on its longest path.
 
@@ -16,6 +20,7 @@ counts are sent, :mod:`..event_input`), ... — each field documented there.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -39,14 +44,36 @@ from ..emu import _layer_info, log_event_stats, logits_to_float, neuron_updates,
 from ..event_input import EventStats
 from ..lowering import LoihiProgram, lower
 from ..options import LavaOptions
-from .child import run_in_group
 from .netx_file import graph_job, write_netx
+from .session import RUNNER, forget, get_worker
 from .worker_env import find_worker_python, worker_env
 
 log = logging.getLogger(__name__)
 
 
-RUNNER = Path(__file__).with_name("runner.py")  # run by path under the worker's Python (runner.py docstring)
+__all__ = ["RUNNER", "LavaTarget"]
+_DIGESTS: dict[int, tuple[LoihiProgram, str]] = {}  # id(program) -> (program, digest): the last few programs
+
+
+def _program_digest(program: LoihiProgram) -> str:
+    """A content hash of everything the worker builds from (weights, biases, neuron constants,
+    delays, fan-outs): equal digests = the same Lava network, so a built one is reused."""
+    hit = _DIGESTS.get(id(program))
+    if hit is not None and hit[0] is program:
+        return hit[1]
+    h = hashlib.sha1(f"{program.timesteps}:{program.input_message_bits}:{program.readout}".encode())
+    for layer in program.layers:
+        h.update(f"{layer.name}:{layer.i_decay}:{layer.v_decay}:{layer.vth}:{layer.readout}:{layer.depth}:"
+                 f"{layer.delay}:{layer.input_neuron}".encode())
+        for syn in layer.synapses():
+            h.update(np.ascontiguousarray(syn.matrix()).tobytes())
+            h.update(f"{getattr(syn, 'delay', 0)}:{getattr(syn, 'input_neuron', None)}".encode())
+        for arr in (layer.bias, layer.recurrent, layer.fanout):
+            h.update(b"-" if arr is None else np.ascontiguousarray(arr).tobytes())
+    if len(_DIGESTS) > 8:
+        _DIGESTS.clear()
+    _DIGESTS[id(program)] = (program, h.hexdigest())
+    return h.hexdigest()
 
 
 def _lava_available() -> tuple[bool, str]:
@@ -99,6 +126,9 @@ class LavaTarget(Target):
                     f"as on loihi-emu and in the source")
         dep.info.update({"options": opts.explicit(),
                          "layers": [_layer_info(layer) for layer in program.layers]})
+        python, _ = find_worker_python()
+        if python is not None and opts.prestart:  # Lava's import overlaps with what the caller does until run
+            get_worker(python, worker_env())
         work = opts.work_dir
         if work and not program.is_dag:
             Path(work).mkdir(parents=True, exist_ok=True)
@@ -113,11 +143,12 @@ class LavaTarget(Target):
         if any(layer.recurrent is not None for layer in program.layers):
             per_run = min(per_run, opts.copies)  # one sample per copy: no carry-over through dense_rec (compile log)
         res: dict[str, list] = {"counts": [], "synops": [], "logits": [], "raster": []}
-        timing = {"build_s": 0.0, "run_s": 0.0, "wall_s": 0.0, "steps": 0, "prepare_s": 0.0, "child_start_s": 0.0,
-                  "import_s": 0.0, "netx_s": 0.0}
+        timing = {"build_s": 0.0, "run_s": 0.0, "wall_s": 0.0, "steps": 0, "lava_steps": 0, "prepare_s": 0.0,
+                  "child_start_s": 0.0, "import_s": 0.0, "netx_s": 0.0, "builds": 0, "workers_started": 0}
         stats = EventStats()
+        B = max(1, min(opts.copies, n))  # every chunk at this width (a short last chunk pads: no second build)
         for i in tqdm(range(0, n, per_run), desc="lava", disable=not progress, leave=False):
-            r = self._run_chunk(program, x[i:i + per_run], i, opts, stats)
+            r = self._run_chunk(program, x[i:i + per_run], i, opts, stats, B)
             for k in res:
                 res[k].append(r[k])
             for k in timing:
@@ -146,68 +177,75 @@ class LavaTarget(Target):
         return Outputs(lg.argmax(1), logits_to_float(program, lg), spikes, synops, neuron_updates(program, n), info)
 
     def _run_chunk(self, program: LoihiProgram, x: torch.Tensor, offset: int, opts: LavaOptions,
-                   stats: EventStats | None = None) -> dict:
+                   stats: EventStats | None, B: int) -> dict:
         n = len(x)
-        B = max(1, min(opts.copies, n))
         T = program.timesteps
         K = math.ceil(n / B)
         L = len(program.layers)
         # the deepest layer handles sample-local step t at global step t + 2 + depth (chain: depth = index)
         steps = K * T + (1 + max(layer.depth for layer in program.layers) if program.is_dag else L)
+        t0 = time.time()
+        python, why = find_worker_python()
+        if python is None:
+            raise SimulationError(f"lava: {why}")
+        worker, started = get_worker(python, worker_env())  # started early, it imports Lava meanwhile
+        self.last_pgid = worker.pgid
         s = program.encode(x, offset=offset, stats=stats).numpy()  # [T, n, n_in]
         n_in = s.shape[2]
-        pad = np.zeros((T, K * B, n_in), dtype=np.int64)
+        pad = np.zeros((T, K * B, n_in), dtype=np.int32)
         pad[:, :n] = s
         # column k*T + t, rows b*n_in..: sample k*B + b at its step t
-        data = pad.reshape(T, K, B, n_in).transpose(2, 3, 1, 0).reshape(B * n_in, K * T).astype(np.int32)
+        data = np.ascontiguousarray(pad.reshape(T, K, B, n_in).transpose(2, 3, 1, 0).reshape(B * n_in, K * T))
         raster_n = opts.record_raster
         raster_chunks = math.ceil(min(raster_n, n) / B) if raster_n else 0
         work = opts.work_dir
-        job_dir = Path(tempfile.mkdtemp(prefix="lava-job-", dir=work or None))
-        t0 = time.time()
+        job_dir = Path(tempfile.mkdtemp(prefix="lava-job-", dir=work or worker.session))  # gone with the worker
         try:
             fast = opts.fast_synapses and opts.sparse_reader
-            if program.is_dag:
-                graph, arrays = graph_job(program, message_bits=1 if fast else 0)
-                arrays["input"] = data
-            else:
-                write_netx(program, job_dir / "model.net", copies=B, message_bits=1 if fast else 0)
-                arrays = {"input": data}
-            for j, layer in enumerate(program.layers):
-                if layer.fanout is not None and layer.input_neuron is not None:
-                    arrays[f"fanout_{j}"] = layer.fanout
-            np.savez(job_dir / "job.npz", **arrays)
-            job = {"netx": str(job_dir / "model.net"), "T": T, "copies": B, "chunks": K, "steps": steps,
+            tile = opts.sparse_reader and not program.is_dag  # the worker tiles a one-copy netx file B times
+            recurrent = any(layer.recurrent is not None for layer in program.layers)
+            key = f"{_program_digest(program)}:B{B}:m{int(fast)}:t{int(tile)}:r{int(opts.sparse_reader)}:f{opts.fault}"
+            job = {"key": key, "fresh": recurrent, "netx": str(job_dir / "model.net"), "T": T, "copies": B,
+                   "chunks": K, "steps": steps, "n_in": n_in, "tile": tile,
                    "input_message_bits": program.input_message_bits, "raster_chunks": raster_chunks,
-                   "fault": opts.fault, "sparse_reader": opts.sparse_reader,
+                   "fault": opts.fault,
                    "layers": [{"name": layer.name, "readout": layer.readout,
                                # per-neuron counts: the count readout, and a recurrent layer's synops
                                "per_neuron": (program.readout == "count" and j == L - 1) or layer.recurrent is not None}
                               for j, layer in enumerate(program.layers)]}
-            if program.is_dag:
-                job["graph"] = graph
-            t_prep = time.time() - t0
-            job["t_submit"] = time.time()
+            if recurrent or worker.current_key != key:  # the worker builds: write what it reads
+                if program.is_dag:
+                    graph, arrays = graph_job(program, message_bits=1 if fast else 0)
+                    job["graph"] = graph
+                else:
+                    write_netx(program, job_dir / "model.net", copies=1 if tile else B, message_bits=1 if fast else 0)
+                    arrays = {}
+                for j, layer in enumerate(program.layers):
+                    if layer.fanout is not None and layer.input_neuron is not None:
+                        arrays[f"fanout_{j}"] = layer.fanout
+                np.savez(job_dir / "job.npz", **arrays)
+            np.save(job_dir / "input.npy", data)
             (job_dir / "job.json").write_text(json.dumps(job))
-            env = worker_env()
-            env.setdefault("MPLCONFIGDIR", str(job_dir / "mpl"))
-            timeout = opts.timeout_s
-            python, why = find_worker_python()
-            if python is None:
-                raise SimulationError(f"lava: {why}")
-            cmd = [python, str(RUNNER), str(job_dir)]
+            t_prep = time.time() - t0
             try:
-                self.last_pgid, wall = run_in_group(cmd, timeout, job_dir / "lava.log", env,
-                                                    heartbeat=job_dir / "heartbeat",
-                                                    stall_s=opts.stall_s)
-            except SimulationError as e:
-                self.last_pgid = getattr(e, "pgid", None)
+                result = worker.submit(job_dir, opts.timeout_s, opts.stall_s)
+            except SimulationError:
+                forget(worker)
                 raise
-            result = json.loads((job_dir / "result.json").read_text())
+            worker.current_key = None if recurrent else key
+            if result["missing"]:
+                raise SimulationError(f"lava run in {job_dir}: the probes of layers {result['missing']} wrote no "
+                                      f"result (log {worker.log_path})")
             out = self._collect(program, job_dir, n, B, K, T, raster_n, s)
+            first_job = not worker.start_reported  # this run pays the worker's start (Python + Lava import)
+            worker.start_reported = True
+            ready = worker.ready_s() or 0.0
+            waited = max(0.0, worker.t_start + ready - (t0 + t_prep)) if first_job else 0.0  # not hidden by prestart
             out["timing"] = {"build_s": result["build_s"], "run_s": result["run_s"], "wall_s": time.time() - t0,
-                             "steps": steps, "prepare_s": t_prep, "child_start_s": result["start_s"],
-                             "import_s": result["import_s"], "netx_s": result["netx_s"]}
+                             "steps": steps, "lava_steps": result["lava_steps"], "prepare_s": t_prep,
+                             "child_start_s": waited, "import_s": ready if first_job else 0.0,
+                             "netx_s": result["netx_s"], "builds": int(result["built"]),
+                             "workers_started": int(started or first_job)}
             return out
         finally:
             if not work:

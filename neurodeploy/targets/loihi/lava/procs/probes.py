@@ -1,17 +1,27 @@
 """A spike source and a per-sample probe, as small Lava processes (fixed-point CPU models).
 
-``SpikeSource`` sends column τ − 1 of an int32 array at global step τ (binary or graded spikes) and
-zeros after its end. ``LayerProbe`` listens to one layer and keeps, per sample (chunk k, copy b):
-the spike count Σ_t Σ_n s, the synaptic operations Σ_n fanout_n · Σ_t s_n, optionally the spike
-count per neuron (``per_neuron``: the 'count' readout of a spiking last layer) and the full raster; or, in ``current`` mode, the sum over the window of the received synaptic input (the
-voltage of a non-firing readout neuron, divided by 2^6). Sample k of a layer occupies the global
-steps [first + k·T, first + (k+1)·T). At the last step it writes everything to ``out_path``
-(``np.savez``), which avoids reading Lava Vars back value by value. With ``heartbeat`` set, it
-writes the current step to that file every 8 steps, so the parent can tell a stalled runtime from
-a slow one.
+Both serve a network that stays built across runs (:mod:`..worker`): every ``net.run`` is one
+*segment* of global steps, described by ``<ctrl_dir>/seg_<τ>.json`` which the worker writes before
+the run whose first step is τ (``{"t0", "end", "chunks", "raster_chunks", "out", "input"}``). A
+process reads it at that step and holds it until the segment's ``end``; the next run's first step
+is ``end + 1``. The input column 0 is sent at global step ``t0`` (≡ 1 mod T, so netx's periodic
+reset, lava proc/lif/models.py:373 ``time_step % reset_interval == reset_offset``, falls on the
+sample boundaries exactly as in a fresh network whose first step is 1).
+
+``SpikeSource`` sends column τ − t0 of the segment's int32 input ``[n, K·T]`` (binary or graded
+spikes) and zeros outside it. ``LayerProbe`` listens to one layer and keeps, per sample (chunk k,
+copy b): the spike count Σ_t Σ_n s, the synaptic operations Σ_n fanout_n · Σ_t s_n, optionally the
+spike count per neuron (``per_neuron``: the 'count' readout of a spiking last layer, DAG layers)
+and the full raster; or, in ``current`` mode, the sum over the window of the received synaptic
+input (the voltage of a non-firing readout neuron, divided by 2^6). Sample k of a layer occupies
+the global steps [t0 − 1 + first + k·T, … + T). At the segment's last step it writes everything to
+``<out>/probe_<index>.npz`` (one file, no Lava Var read back value by value). With ``heartbeat``
+set, it writes the global step to ``<ctrl_dir>/heartbeat`` at a run's first step and every 8
+steps, so the parent can tell a stalled runtime from a slow one.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -22,18 +32,22 @@ from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
-from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 
-class SpikeSource(AbstractProcess):
-    """Sends ``data[:, τ − 1]`` (int32, shape [n, steps]) at step τ; zeros after the end."""
+def read_segment(ctrl_dir: str, tau: int) -> dict:
+    """The segment that starts at global step ``tau`` (written by the worker before the run)."""
+    with open(os.path.join(ctrl_dir, f"seg_{tau}.json")) as f:
+        return json.load(f)
 
-    def __init__(self, data: np.ndarray) -> None:
-        super().__init__(shape=(data.shape[0],))
-        self.s_out = OutPort(shape=(data.shape[0],))
-        self.data = Var(shape=data.shape, init=data.astype(np.int32))
+
+class SpikeSource(AbstractProcess):
+    """Sends the current segment's input column τ − t0 at global step τ (int32, ``n`` values)."""
+
+    def __init__(self, n: int, ctrl_dir: str) -> None:
+        super().__init__(shape=(n,), n=n, ctrl_dir=ctrl_dir)
+        self.s_out = OutPort(shape=(n,))
 
 
 @implements(proc=SpikeSource, protocol=LoihiProtocol)
@@ -41,25 +55,31 @@ class SpikeSource(AbstractProcess):
 @tag("fixed_pt")
 class PySpikeSourceModel(PyLoihiProcessModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    data: np.ndarray = LavaPyType(np.ndarray, np.int32)
+
+    def __init__(self, proc_params) -> None:  # noqa: ANN001
+        super().__init__(proc_params)
+        self.n, self.ctrl = int(self.proc_params["n"]), str(self.proc_params["ctrl_dir"])
+        self.next_start, self.t0, self.data = 1, 1, np.zeros((self.n, 0), dtype=np.int32)
+        self.zeros = np.zeros(self.n, dtype=np.int32)
 
     def run_spk(self) -> None:
-        i = self.time_step - 1
-        if i < self.data.shape[1]:
-            self.s_out.send(self.data[:, i])
-        else:
-            self.s_out.send(np.zeros(self.data.shape[0], dtype=np.int32))
+        tau = self.time_step
+        if tau == self.next_start:
+            seg = read_segment(self.ctrl, tau)
+            self.t0, self.next_start = int(seg["t0"]), int(seg["end"]) + 1
+            self.data = np.load(seg["input"], allow_pickle=False).astype(np.int32)
+        i = tau - self.t0
+        self.s_out.send(self.data[:, i] if 0 <= i < self.data.shape[1] else self.zeros)
 
 
 class LayerProbe(AbstractProcess):
     """Per-sample counts of one layer (see the module docstring for the parameters)."""
 
-    def __init__(self, shape: tuple[int], copies: int, first: int, period: int, chunks: int, last_step: int,
-                 out_path: str, mode: str = "spikes", fanout: np.ndarray | None = None, raster_chunks: int = 0,
-                 fault: str = "", heartbeat: str = "", per_neuron: bool = False) -> None:
-        super().__init__(shape=shape, copies=copies, first=first, period=period, chunks=chunks, last_step=last_step,
-                         out_path=out_path, mode=mode, fanout=fanout, raster_chunks=raster_chunks, fault=fault,
-                         heartbeat=heartbeat, per_neuron=per_neuron)
+    def __init__(self, shape: tuple[int], copies: int, first: int, period: int, ctrl_dir: str, index: int,
+                 mode: str = "spikes", fanout: np.ndarray | None = None, fault: str = "", heartbeat: bool = False,
+                 per_neuron: bool = False) -> None:
+        super().__init__(shape=shape, copies=copies, first=first, period=period, ctrl_dir=ctrl_dir, index=index,
+                         mode=mode, fanout=fanout, fault=fault, heartbeat=heartbeat, per_neuron=per_neuron)
         self.a_in = InPort(shape=shape)
 
 
@@ -73,29 +93,37 @@ class PyLayerProbeModel(PyLoihiProcessModel):
         super().__init__(proc_params)
         p = self.proc_params
         self.B, self.first, self.T = int(p["copies"]), int(p["first"]), int(p["period"])
-        self.K, self.last, self.out_path = int(p["chunks"]), int(p["last_step"]), str(p["out_path"])
-        self.mode, self.fault, self.heartbeat = str(p["mode"]), str(p["fault"]), str(p["heartbeat"])
+        self.ctrl, self.index = str(p["ctrl_dir"]), int(p["index"])
+        self.mode, self.fault, self.heartbeat = str(p["mode"]), str(p["fault"]), bool(p["heartbeat"])
         self.n = int(np.prod(p["shape"])) // self.B
         fan = p["fanout"]
         self.fanout = None if fan is None else np.asarray(fan, dtype=np.float64).reshape(self.n)
+        self.per_neuron = self.mode == "current" or bool(p.get("per_neuron", False))
+        self.next_start, self.seg = 1, None
+
+    def _start(self, tau: int) -> None:
+        seg = self.seg = read_segment(self.ctrl, tau)
+        self.start, self.t0, self.end = tau, int(seg["t0"]), int(seg["end"])
+        self.next_start = self.end + 1
+        self.K, self.rk = int(seg["chunks"]), int(seg["raster_chunks"])
         self.counts = np.zeros((self.K, self.B), dtype=np.int64)
         self.synops = np.zeros((self.K, self.B), dtype=np.float64)
-        per_neuron = self.mode == "current" or bool(p.get("per_neuron", False))
-        self.acc = np.zeros((self.K, self.B, self.n), dtype=np.int64) if per_neuron else None
-        self.rk = int(p["raster_chunks"])
+        self.acc = np.zeros((self.K, self.B, self.n), dtype=np.int64) if self.per_neuron else None
         self.raster = np.zeros((self.rk, self.T, self.B, self.n), dtype=bool) if self.rk else None
 
     def run_spk(self) -> None:
         x = self.a_in.recv()
         tau = self.time_step
-        if self.heartbeat and (tau == 1 or tau % 8 == 0):
-            with open(self.heartbeat, "w") as f:  # the parent watches this for stalls
+        if tau == self.next_start:
+            self._start(tau)
+        if self.heartbeat and (tau == self.start or tau % 8 == 0):
+            with open(os.path.join(self.ctrl, "heartbeat"), "w") as f:  # the parent watches this for stalls
                 f.write(str(tau))
         if self.fault == "kill" and tau == 3:
             os.kill(os.getpid(), signal.SIGKILL)  # a worker dies: Lava's runtime would wait forever
         if self.fault == "raise" and tau == 3:
             raise RuntimeError("fault injected into LayerProbe")
-        k, t = divmod(tau - self.first, self.T)
+        k, t = divmod(tau - self.t0 + 1 - self.first, self.T)
         if 0 <= k < self.K:
             x = x.reshape(self.B, self.n)
             if self.mode == "current":
@@ -109,12 +137,12 @@ class PyLayerProbeModel(PyLoihiProcessModel):
                     self.synops[k] += nz @ self.fanout
                 if k < self.rk:
                     self.raster[k, t] = nz
-        if tau == self.last:
+        if tau == self.end:
             out = {"counts": self.counts, "synops": self.synops}
             if self.acc is not None:
                 out["acc"] = self.acc
             if self.raster is not None:
                 out["raster"] = np.packbits(self.raster, axis=-1)
-            tmp = self.out_path + ".tmp.npz"
-            np.savez(tmp, **out)
-            os.replace(tmp, self.out_path)
+            path = os.path.join(self.seg["out"], f"probe_{self.index}.npz")
+            np.savez(path + ".tmp.npz", **out)
+            os.replace(path + ".tmp.npz", path)
