@@ -25,8 +25,8 @@ def test_figures_are_read_from_the_json_and_judged(tmp_path, monkeypatch):
         "vgg5": {"timing": {"speedup_ours_vs_fastest_wall": 1.2}}}}))
     (tmp_path / "lava.json").write_text(json.dumps({"rows": [
         {"target": "loihi-emu", "samples_per_s": 6000.0},
-        {"target": "lava", "samples_per_s": 100.0, "phases_s": {"child_start_s": 1.0, "import_s": 2.5, "run_s": 9.0}},
-        {"target": "lava", "samples_per_s": 120.0, "phases_s": {"child_start_s": 1.0, "import_s": 3.0, "run_s": 7.0}}]}))
+        {"target": "lava", "samples_per_s": 100.0, "cold_samples_per_s": 30.0, "fixed_cost_s": 9.0},
+        {"target": "lava", "samples_per_s": 120.0, "cold_samples_per_s": 40.0, "fixed_cost_s": 4.0}]}))
     (tmp_path / "demo.json").write_text(json.dumps({"exit_code": 1, "wall_s": 30.0}))
     digits = [r for r in g.table() if "digits convnet" in r["label"]][0]
     assert digits["figure"] == 1.62 and digits["met"] is True
@@ -36,7 +36,9 @@ def test_figures_are_read_from_the_json_and_judged(tmp_path, monkeypatch):
     ratio = next(r for k, r in lava.items() if k.startswith("loihi-emu"))
     assert ratio["figure"] == 50.0 and ratio["met"] is True  # 6000 / the best Lava row (120)
     fixed = next(r for k, r in lava.items() if k.startswith("Lava fixed"))
-    assert fixed["figure"] == 4.0 and fixed["met"] is True  # the best row's phases without run_s
+    assert fixed["figure"] == 4.0 and fixed["met"] is True  # the best row's cold - warm
+    cold = next(r for k, r in lava.items() if "first run" in k)
+    assert cold["figure"] == 40.0 and cold["met"] is False
     demo = next(r for k, r in lava.items() if k.startswith("make demo"))
     assert demo["figure"] is None and demo["met"] is None  # a failed demo is not a figure
     assert "not measured" in g.render(g.table())
