@@ -58,6 +58,18 @@ def _case(kind: str, bias: bool, coding: str):  # noqa: ANN202
     return g, read_meta(g), opts, x
 
 
+@pytest.fixture(params=["c", "torch"])
+def kernels(request, monkeypatch):
+    """Both fast kernels: the fused C one (.cuba_c; skipped where no C compiler builds it) and the torch ones."""
+    import neurodeploy.targets.loihi.cuba as cuba_mod
+    from neurodeploy.targets.loihi.cuba_c import available
+
+    if request.param == "c" and not available():
+        pytest.skip("no C compiler: the fused kernel is not built here")
+    monkeypatch.setattr(cuba_mod, "USE_C", request.param == "c")
+    return request.param
+
+
 def _assert_same(ref: dict, got: dict) -> None:
     for key in ("raster", "spikes", "maps", "active", "over_2theta"):
         assert set(ref[key]) == set(got[key]), key
@@ -67,7 +79,7 @@ def _assert_same(ref: dict, got: dict) -> None:
 
 
 @pytest.mark.parametrize("kind,bias,coding", CASES)
-def test_fast_path_equals_reference_loop(kind, bias, coding, monkeypatch):
+def test_fast_path_equals_reference_loop(kind, bias, coding, monkeypatch, kernels):
     g, meta, opts, x = _case(kind, bias, coding)
     dep = get_target("loihi-emu").compile(g, meta, options=opts)
     prog = dep.artifact
@@ -93,7 +105,7 @@ def test_fast_path_equals_reference_loop(kind, bias, coding, monkeypatch):
     (4096, 0, False, False, True), (4096, 0, True, True, False), (4096, 4096, True, False, True),
     (4096, 300, True, False, True), (1024, 128, False, True, False), (0, 4096, True, True, False),
     (2048, 0, True, False, True), (4096, 300, False, "tiny", False), (1500, 700, True, "tiny", False)])
-def test_fast_kernel_equals_reference_cuba(i_decay, v_decay, bias, big, multi):
+def test_fast_kernel_equals_reference_cuba(i_decay, v_decay, bias, big, multi, kernels):
     """Random integer inputs, including the 24-bit wrap of u and the saturation of v (``big``); ``tiny``:
     θ = 1 and |a| ≤ 2, so v hovers around the threshold and a decay rounded the wrong way flips spikes."""
     g = torch.Generator().manual_seed(i_decay + v_decay)
@@ -114,14 +126,14 @@ def test_fast_kernel_equals_reference_cuba(i_decay, v_decay, bias, big, multi):
         assert bool((a.cumsum(0) * 64 <= -(1 << 23)).any())
 
 
-def test_fast_kernel_hands_an_unwrapped_range_to_the_reference():
+def test_fast_kernel_hands_an_unwrapped_range_to_the_reference(kernels):
     """|a| ≥ 2^17: u = a << 6 could wrap; the fast kernel declines and emulate runs the reference."""
     layer = LoihiLayer("n", "s", [], "dense", np.zeros((3, 1), np.int64), (1,), (3,), vth=100)
     a = torch.tensor([[[1 << 17, 5, -7]]] * 4, dtype=torch.float32)
     assert fast_cuba(a, layer) is None
 
 
-def test_emulate_falls_back_to_the_reference_outside_the_fast_range():
+def test_emulate_falls_back_to_the_reference_outside_the_fast_range(kernels):
     """A hand-made program whose input reaches |a| ≥ 2^17 (beyond the lowering's bound): the layer runs the
     reference CUBA (24-bit wrap of u included) and the result is the reference's."""
     from neurodeploy.targets.loihi.program import LoihiProgram
@@ -139,7 +151,7 @@ def test_emulate_falls_back_to_the_reference_outside_the_fast_range():
     assert int(ref["spikes"]["h"].sum()) > 0
 
 
-def test_recurrent_cubalif_fast_equals_reference():
+def test_recurrent_cubalif_fast_equals_reference(kernels):
     """A CubaLIF chain with a recurrent weight (iDecay ≠ 4096: the general kernel with W_rec·s[t−1])."""
     from pathlib import Path
 

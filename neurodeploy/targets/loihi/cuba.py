@@ -3,7 +3,8 @@
 allocation-free passes over ``[B, n]`` per step and everything that does not feed the next step
 (spikes, active updates, v ≥ 2θ) computed after the loop, vectorised over T.
 
-Two kernels, chosen per layer; each returns ``None`` (the caller then runs :func:`.emu.cuba`) when
+The fused C kernel of :mod:`.cuba_c` (every layer without a recurrent weight, on the CPU) runs
+first when it can be built; otherwise two torch kernels, chosen per layer; each returns ``None`` (the caller then runs :func:`.emu.cuba`) when
 its exactness condition fails on the batch at hand:
 
 * **IF / memoryless** (iDecay = 4096, vDecay ∈ {0, 4096}, no recurrent weight): u = a << 6 (no
@@ -25,9 +26,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .cuba_c import c_cuba
 from .program import DECAY_UNITY, LoihiLayer
 
 U_MAX = 1 << 23  # 24-bit state
+USE_C = True  # try the fused C kernel first (tests switch it off to check the torch kernels)
 V_UNITS_MAX = 1 << 17  # |v| < 2^17 in units of 64 <=> Lava's clamp at ±(2^23 - 1) never acts
 
 
@@ -37,7 +40,7 @@ def _bias(layer: LoihiLayer, like: torch.Tensor) -> torch.Tensor | None:
     return torch.as_tensor(np.asarray(layer.bias), dtype=like.dtype, device=like.device).reshape(-1)
 
 
-def fast_cuba(a: torch.Tensor, layer: LoihiLayer, count: bool = True
+def fast_cuba(a: torch.Tensor, layer: LoihiLayer, count: bool = True, out: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None] | None:
     """Spikes ``[T, B, n]`` (float32 0/1), active updates ``[B]`` and v ≥ 2θ steps ``[B]`` (multi-spike
     layers; int64) for the synaptic input ``a`` ``[T, B, n]`` (float32 integers, contiguous; the IF
@@ -45,6 +48,10 @@ def fast_cuba(a: torch.Tensor, layer: LoihiLayer, count: bool = True
     batch leaves the range in which the kernel is exact (module docstring)."""
     if a.numel() == 0:
         return None
+    if USE_C:
+        res = c_cuba(a, layer, count, out)  # the fused integer kernel (.cuba_c), when it can be built
+        if res is not None:
+            return res
     lo, hi = torch.aminmax(a)
     if not (float(lo) > -V_UNITS_MAX and float(hi) < V_UNITS_MAX):
         return None  # u = a << 6 could wrap: the reference handles it

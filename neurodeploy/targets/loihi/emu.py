@@ -130,16 +130,18 @@ def emulate(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False,
     if reference:
         return emulate_reference(program, spikes, raster)
     B = spikes.shape[1]
+    ws: dict[int, torch.Tensor] = {}  # one spike buffer per layer, reused by every sub-batch
     if B <= SUB_BATCH:
-        return _emulate_fast(program, spikes, raster)
-    parts = [_emulate_fast(program, spikes[:, i:i + SUB_BATCH], raster) for i in range(0, B, SUB_BATCH)]
+        return _emulate_fast(program, spikes, raster, ws)
+    parts = [_emulate_fast(program, spikes[:, i:i + SUB_BATCH], raster, ws) for i in range(0, B, SUB_BATCH)]
     res: dict[str, Any] = {k: {name: torch.cat([p[k][name] for p in parts], 1 if k == "raster" else 0)
                                for name in parts[0][k]} for k in ("spikes", "maps", "raster", "active", "over_2theta")}
     res["logits"] = torch.cat([p["logits"] for p in parts])
     return res
 
 
-def _emulate_fast(program: LoihiProgram, spikes: torch.Tensor, raster: bool) -> dict[str, Any]:
+def _emulate_fast(program: LoihiProgram, spikes: torch.Tensor, raster: bool, ws: dict[int, torch.Tensor]
+                  ) -> dict[str, Any]:
     T, B = spikes.shape[:2]
     res: dict[str, Any] = {"spikes": {}, "maps": {}, "raster": {}, "active": {}, "over_2theta": {}}
     last_use: dict[str | None, int] = {}
@@ -167,8 +169,10 @@ def _emulate_fast(program: LoihiProgram, spikes: torch.Tensor, raster: bool) -> 
             res["active"][layer.name] = torch.count_nonzero(a64.abs() + v.abs(), dim=(0, 2))
             res["logits"] = v[-1].to(torch.int64)
             break
+        if i not in ws:
+            ws[i] = torch.empty(a.numel(), dtype=torch.float32, device=a.device)
         with _one_thread():
-            out = fast_cuba(a, layer)
+            out = fast_cuba(a, layer, out=ws[i])
         if out is None:
             log.debug("%s: the batch leaves the fast kernel's exact range, reference CUBA", layer.name)
             act = torch.zeros(B, dtype=torch.int64, device=spikes.device)
