@@ -12,7 +12,11 @@ sees each sample's T steps in its own local time, so the emulator runs each laye
 layer's whole spike train (no delay) and matches Lava spike for spike. A residual (DAG) program
 (:mod:`.dag`) is run the same way: a layer with several synaptic inputs sums W_k·s_k over its
 sources' whole trains; on Lava the shortcut synapses are delayed to the same local time. The synaptic input
-a = Σ_j w_ij·s_j is computed in float64 (exact for integers below 2^53).
+a = Σ_j w_ij·s_j is computed in float32 (exact: integers, every partial sum below 2^17 < 2^24).
+
+:func:`emulate` runs samples in sub-batches of 64 through the fused integer C kernel of
+:mod:`.cuba_c` (or, without a C compiler, the torch kernels of :mod:`.cuba`); ``reference=True``
+runs the plain loop of :func:`cuba` that the fast path is tested against (same integers).
 """
 from __future__ import annotations
 
@@ -122,8 +126,9 @@ def emulate(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False,
     Returns ``{'spikes': {layer: [B] spike counts}, 'maps': {layer: [B, n] counts per neuron},
     'logits': [B, classes] integer readout, 'raster': {layer: [T, B, n] bool} (if asked),
     'over_2theta': {multi-spike layer: [B] neuron-steps with v ≥ 2θ}}``. The fast path
-    (:func:`.cuba.fast_cuba`, float32 spike trains, an input that is the same at every step — graded
-    image input — pushed through its first synapse once) gives the same integers as
+    (:func:`.cuba.fast_cuba`: the fused C kernel or the torch kernels; float32 spike trains; an input
+    that is the same at every step — graded image input — pushed through its first synapse once;
+    sub-batches of ``SUB_BATCH`` samples with their spike buffers reused) gives the same integers as
     ``reference=True`` (:func:`emulate_reference`); a layer whose batch leaves the fast kernel's exact
     range runs the reference :func:`cuba`.
     """
