@@ -12,7 +12,11 @@ sees each sample's T steps in its own local time, so the emulator runs each laye
 layer's whole spike train (no delay) and matches Lava spike for spike. A residual (DAG) program
 (:mod:`.dag`) is run the same way: a layer with several synaptic inputs sums W_k·s_k over its
 sources' whole trains; on Lava the shortcut synapses are delayed to the same local time. The synaptic input
-a = Σ_j w_ij·s_j is computed in float64 (exact for integers below 2^53).
+a = Σ_j w_ij·s_j is computed in float32 (exact: integers, every partial sum below 2^17 < 2^24).
+
+:func:`emulate` runs samples in sub-batches of 64 through the fused integer C kernel of
+:mod:`.cuba_c` (or, without a C compiler, the torch kernels of :mod:`.cuba`); ``reference=True``
+runs the plain loop of :func:`cuba` that the fast path is tested against (same integers).
 """
 from __future__ import annotations
 
@@ -33,11 +37,13 @@ from .event_input import EventStats, payload_cap, stats_line
 from .lowering import DECAY_UNITY as DECAY
 from .lowering import LoihiLayer, LoihiProgram, lower
 from .options import LoihiOptions
+from .cuba import fast_cuba
 from .recurrent import recurrent_input
 
 log = logging.getLogger(__name__)
 
 U_MAX = 1 << 23  # 24-bit state
+SUB_BATCH = 64  # samples emulated at once: the [T, B, n] trains of a layer stay in cache, no fresh pages per batch
 
 
 def cuba(a: torch.Tensor, layer: LoihiLayer, active: torch.Tensor | None = None,
@@ -113,8 +119,91 @@ def _cuba_loop(T, u_all, u, v, bias, vth, du, dv, direct, out, active, over, rec
 
 
 
-def emulate(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False) -> dict[str, Any]:
+def emulate(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False,
+            reference: bool = False) -> dict[str, Any]:
     """Run the program on input spikes ``[T, B, n_in]``.
+
+    Returns ``{'spikes': {layer: [B] spike counts}, 'maps': {layer: [B, n] counts per neuron},
+    'logits': [B, classes] integer readout, 'raster': {layer: [T, B, n] bool} (if asked),
+    'over_2theta': {multi-spike layer: [B] neuron-steps with v ≥ 2θ}}``. The fast path
+    (:func:`.cuba.fast_cuba`: the fused C kernel or the torch kernels; float32 spike trains; an input
+    that is the same at every step — graded image input — pushed through its first synapse once;
+    sub-batches of ``SUB_BATCH`` samples with their spike buffers reused) gives the same integers as
+    ``reference=True`` (:func:`emulate_reference`); a layer whose batch leaves the fast kernel's exact
+    range runs the reference :func:`cuba`.
+    """
+    if reference:
+        return emulate_reference(program, spikes, raster)
+    B = spikes.shape[1]
+    ws: dict[int, torch.Tensor] = {}  # one spike buffer per layer, reused by every sub-batch
+    if B <= SUB_BATCH:
+        return _emulate_fast(program, spikes, raster, ws)
+    parts = [_emulate_fast(program, spikes[:, i:i + SUB_BATCH], raster, ws) for i in range(0, B, SUB_BATCH)]
+    res: dict[str, Any] = {k: {name: torch.cat([p[k][name] for p in parts], 1 if k == "raster" else 0)
+                               for name in parts[0][k]} for k in ("spikes", "maps", "raster", "active", "over_2theta")}
+    res["logits"] = torch.cat([p["logits"] for p in parts])
+    return res
+
+
+def _emulate_fast(program: LoihiProgram, spikes: torch.Tensor, raster: bool, ws: dict[int, torch.Tensor]
+                  ) -> dict[str, Any]:
+    T, B = spikes.shape[:2]
+    res: dict[str, Any] = {"spikes": {}, "maps": {}, "raster": {}, "active": {}, "over_2theta": {}}
+    last_use: dict[str | None, int] = {}
+    for i, layer in enumerate(program.layers):
+        for syn in layer.synapses():
+            last_use[syn.input_neuron] = i
+    inp = spikes.to(torch.float32)  # exact: input messages are integers < 2^16
+    const = T > 1 and bool((inp == inp[:1]).all())
+    trains: dict[str | None, torch.Tensor] = {None: inp}
+    for i, layer in enumerate(program.layers):
+        a = None
+        for syn in layer.synapses():  # several synaptic inputs (a residual ADD) are summed: W·a + W·b
+            src = trains[syn.input_neuron]
+            if syn.input_neuron is None and const:  # W·s[0] at every step: one product instead of T
+                y = syn.apply(src[0]).unsqueeze(0).expand(T, B, -1)
+            else:
+                y = syn.apply(src.reshape(T * B, -1)).reshape(T, B, -1)
+            a = y if a is None else a + y
+        for k in [k for k, j in last_use.items() if j == i]:
+            trains.pop(k, None)
+        a = a.contiguous().round_()  # integers already (|partial sums| < 2^17 < 2^24); as the reference
+        if layer.readout:
+            a64 = a.to(torch.float64)
+            v = a64.cumsum(0)  # exact: |v| < T·2^17
+            res["active"][layer.name] = torch.count_nonzero(a64.abs() + v.abs(), dim=(0, 2))
+            res["logits"] = v[-1].to(torch.int64)
+            break
+        if i not in ws:
+            ws[i] = torch.empty(a.numel(), dtype=torch.float32, device=a.device)
+        with _one_thread():
+            out = fast_cuba(a, layer, out=ws[i])
+        if out is None:
+            log.debug("%s: the batch leaves the fast kernel's exact range, reference CUBA", layer.name)
+            act = torch.zeros(B, dtype=torch.int64, device=spikes.device)
+            over = torch.zeros(B, dtype=torch.int64, device=spikes.device) if layer.multi_spike else None
+            lo, hi = torch.aminmax(a)
+            s = cuba(a.to(torch.int32 if max(-float(lo), float(hi)) < 2 ** 30 else torch.int64), layer, act,
+                     over).to(torch.float32)
+        else:
+            s, act, over = out
+        res["active"][layer.name] = act
+        if over is not None:
+            res["over_2theta"][layer.name] = over
+        m = s.sum(0).to(torch.int64)
+        res["maps"][layer.name] = m
+        res["spikes"][layer.name] = m.sum(1)
+        if raster:
+            res["raster"][layer.name] = s > 0
+        if layer.name in last_use:
+            trains[layer.name] = s
+    if "logits" not in res:
+        res["logits"] = res["maps"][program.layers[-1].name]
+    return res
+
+
+def emulate_reference(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False) -> dict[str, Any]:
+    """The reference emulator (int64 :func:`cuba` per layer, one simple loop): what :func:`emulate` must equal.
 
     Returns ``{'spikes': {layer: [B] spike counts}, 'maps': {layer: [B, n] counts per neuron},
     'logits': [B, classes] integer readout, 'raster': {layer: [T, B, n] bool} (if asked),

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...data.encoding import rate_code
 from .event_input import EventStats, event_spikes
 
 W_MIN, W_MAX = -256, 254  # 8-bit mixed-sign weights on the even grid
@@ -108,23 +107,61 @@ class LoihiSynapse(_Shaped):
         return synapse_matrix(self)
 
 
-def apply_synapse(syn: LoihiLayer | LoihiSynapse, x: torch.Tensor) -> torch.Tensor:
-    """Synaptic input a = W·x of one synapse for a batch ``[N, n_in]`` in x's float dtype."""
-    w = torch.as_tensor(syn.weight, dtype=x.dtype, device=x.device)
+DENSE_MAX = 1 << 21  # a conv whose unrolled matrix has at most this many entries ...
+DENSE_K = 32  # ... and a reduction of fewer than this many MACs per output runs as one dense product
+
+
+def apply_synapse(syn: LoihiLayer | LoihiSynapse, x: torch.Tensor, unroll: bool = True) -> torch.Tensor:
+    """Synaptic input a = W·x of one synapse for a batch ``[N, n_in]`` of integers in x's float dtype.
+
+    Every route gives the same integers (the inputs and weights are integers and every partial sum
+    stays below 2^17 < 2^24, exact in float32): a small conv with a short reduction (a first layer
+    of 1-2 channels) as its unrolled matrix, which a GEMM runs faster than a conv kernel; a conv
+    folded from a sum pool as the pool (strided adds) and the small kernel.
+    """
+    if unroll and syn.kind == "conv" and _tiny_conv(syn):
+        return x @ _cached(syn, "dense", x, lambda: torch.as_tensor(synapse_matrix(syn).T, dtype=x.dtype))
     if syn.kind == "conv" and syn.pre_pool is not None:
         # same integers, 4x fewer MACs: the folded kernel is the small one tiled k x k
         k = syn.pre_pool
-        xs = F.avg_pool2d(x.reshape(-1, *syn.in_shape), k, k) * (k[0] * k[1])
-        y = F.conv2d(xs.round(), w[:, :, ::k[0], ::k[1]].contiguous(), None,
-                     (syn.stride[0] // k[0], syn.stride[1] // k[1]),
+        w = _cached(syn, "pooled", x, lambda: torch.as_tensor(syn.weight[:, :, ::k[0], ::k[1]].copy(),
+                                                              dtype=x.dtype))
+        xs = sum_pool(x.reshape(-1, *syn.in_shape), k)
+        y = F.conv2d(xs, w, None, (syn.stride[0] // k[0], syn.stride[1] // k[1]),
                      (syn.padding[0] // k[0], syn.padding[1] // k[1]))
-        y = y.reshape(x.shape[0], -1)
-    elif syn.kind == "conv":
+        return y.reshape(x.shape[0], -1)
+    w = _cached(syn, "weight", x, lambda: torch.as_tensor(syn.weight, dtype=x.dtype))
+    if syn.kind == "conv":
         y = F.conv2d(x.reshape(-1, *syn.in_shape), w, None, syn.stride, syn.padding)
-        y = y.reshape(x.shape[0], -1)
-    else:
-        y = x @ w.T
-    return y
+        return y.reshape(x.shape[0], -1)
+    return x @ w.T
+
+
+def sum_pool(x: torch.Tensor, k: tuple[int, int]) -> torch.Tensor:
+    """k x k sum pooling with stride k of ``[N, C, H, W]`` (remainder rows/columns dropped, as avg_pool2d):
+    strided adds, exact for integers (avg_pool2d·k² would divide and multiply back)."""
+    ho, wo = x.shape[2] // k[0], x.shape[3] // k[1]
+    r = x[:, :, 0:ho * k[0]:k[0]]
+    for i in range(1, k[0]):
+        r = r + x[:, :, i:ho * k[0]:k[0]]
+    c = r[..., 0:wo * k[1]:k[1]]
+    for j in range(1, k[1]):
+        c = c + r[..., j:wo * k[1]:k[1]]
+    return c.contiguous()
+
+
+def _tiny_conv(syn: LoihiLayer | LoihiSynapse) -> bool:
+    w = syn.weight
+    return syn.n_in * syn.n_out <= DENSE_MAX and int(np.prod(w.shape[1:])) < DENSE_K
+
+
+def _cached(syn: LoihiLayer | LoihiSynapse, what: str, x: torch.Tensor, make) -> torch.Tensor:  # noqa: ANN001
+    """A torch form of the synapse's weights, made once per dtype/device/weight array."""
+    cache = syn.__dict__.setdefault("_torch_weights", {})
+    key = (what, x.dtype, x.device, id(syn.weight))
+    if key not in cache:
+        cache[key] = make().to(x.device).contiguous()
+    return cache[key]
 
 
 def synapse_matrix(syn: LoihiLayer | LoihiSynapse) -> np.ndarray:
@@ -132,7 +169,7 @@ def synapse_matrix(syn: LoihiLayer | LoihiSynapse) -> np.ndarray:
     if syn.kind == "dense":
         return syn.weight.astype(np.int64)
     eye = torch.eye(syn.n_in, dtype=torch.float64)
-    return apply_synapse(syn, eye).T.round().numpy().astype(np.int64)
+    return apply_synapse(syn, eye, unroll=False).T.round().numpy().astype(np.int64)
 
 
 @dataclass
@@ -180,8 +217,11 @@ class LoihiProgram:
         if self.input_spikes == "graded":
             q = torch.round(x.double() * ((1 << self.graded_bits) - 1)).long()
             return q.unsqueeze(0).expand(T, B, -1).contiguous()
-        out = torch.empty(T, B, x.shape[1], dtype=torch.int64)
+        # rate_code(x[b], T, Generator seeded seed·1000003 + index) per sample (data.encoding.rate_code: one
+        # uniform per element in [T, n] order, s = u < x): the same draws, one generator re-seeded, one compare
+        u = torch.empty(B, T, x.shape[1], dtype=x.dtype)
+        g = torch.Generator()
         for b in range(B):
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + offset + b)
-            out[:, b] = rate_code(x[b], T, g).long()
-        return out
+            g.manual_seed(self.seed * 1_000_003 + offset + b)
+            torch.rand(T, x.shape[1], generator=g, dtype=x.dtype, out=u[b])
+        return (u < x.unsqueeze(1)).transpose(0, 1).to(torch.int64).contiguous()
