@@ -25,6 +25,7 @@ PLAN = {
     "bench_ensemble.py": [["--preset", "fast", "--run", DEMO], ["--preset", "thorough", "--run", DEMO]],
     "bench_apgd_reference.py": [["--run", DEMO]],
     "bench_lava.py": [["--nir", f"{DEMO}/model.nir"]],
+    "bench_emu.py": [["--nir", f"{DEMO}/model.nir"]],
     "bench_pgd_peers.py": [["--run", DEMO]],
 }
 
