@@ -139,10 +139,12 @@ def evaluate_claims(claims: Sequence[Claim], runs: Sequence[RunResult]) -> list[
 
 # ----------------------------------------------------------------------------- the claims
 def hire_claims(hire: str, bptt: str, frozen: str = "", eps_first: float = 0.0, eps_last: float = 0.0,
-                k_mid: int = 20, k_max: int = 40, tag: str = "") -> list[Claim]:
+                k_mid: int = 20, k_max: int = 40, tag: str = "", unit: str = "") -> list[Claim]:
     """HIRE-SNN's claims for one model/dataset: recipes ``hire`` (Algorithm 1), ``bptt`` (traditional)
     and ``frozen`` (HIRE with frozen θ/λ); the ε sweep compared between ``eps_first`` and
-    ``eps_last``, the K sweep between ``k_mid`` and ``k_max`` (saturation) and 1 and ``k_max``."""
+    ``eps_last``, the K sweep between ``k_mid`` and ``k_max`` (saturation) and 1 and ``k_max``.
+    ``unit`` names ε's unit in the labels when it is not an L∞ pixel ε (``"events"``: the event
+    budget of :mod:`.events`)."""
     p = f"{tag}: " if tag else ""
     claims = [
         Claim(f"{tag}table2", p + "HIRE > BPTT under white-box and black-box FGSM/PGD at equal clean accuracy",
@@ -162,7 +164,8 @@ def hire_claims(hire: str, bptt: str, frozen: str = "", eps_first: float = 0.0, 
             "accuracy decreases as ε grows and levels off as K grows (direction; no number transcribed here)",
             hire, hire,
             (Comparison(eps_key(eps_first), 1, b_metric=eps_key(eps_last),
-                        label=f"ε {eps_first:.3g} > ε {eps_last:.3g}"),
+                        label=f"{eps_first:g} {unit} > {eps_last:g} {unit}" if unit
+                        else f"ε {eps_first:.3g} > ε {eps_last:.3g}"),
              Comparison("k=1", 1, b_metric=f"k={k_max}", deployed=False, label=f"K 1 > K {k_max}"),
              Comparison(f"k={k_mid}", 0, b_metric=f"k={k_max}", margin=MARGIN, deployed=False,
                         label=f"K {k_mid} ≈ K {k_max} (±2 pp)"))))
