@@ -82,8 +82,10 @@ def ann_key(recipe: Recipe, seed: int) -> str:
     m = dataclasses.asdict(recipe.model)
     for k in ("neuron", "leak", "reset", "surrogate", "surrogate_scale", "train_threshold", "train_leak"):
         m.pop(k, None)  # the ANN twin has ReLU in the neuron slots: these do not touch it
-    key = {"data": dataclasses.asdict(recipe.data), "model": m, "ann": dataclasses.asdict(recipe.train.ann),
-           "seed": seed}
+    data = dataclasses.asdict(recipe.data)
+    if data["encoding"] != "events":  # the twin sees the image itself whatever the SNN's coding (snn/models.py)
+        data["encoding"] = "image"
+    key = {"data": data, "model": m, "ann": dataclasses.asdict(recipe.train.ann), "seed": seed}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
