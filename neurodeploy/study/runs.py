@@ -56,6 +56,8 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     deployed: dict[str, dict[str, Any]] = field(default_factory=dict)
     attack_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0  # CPU time of this process (on a shared machine the honest cost figure)
+    attack_cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Trained:
     ann_accuracy: float | None
     converted_accuracy: float | None
     train_seconds: float
+    train_cpu_seconds: float = 0.0
 
 
 def eps_key(eps: float) -> str:
@@ -113,12 +116,13 @@ def train_run(recipe: Recipe, seed: int, out: Path | None, progress: bool = Fals
             ck.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
             log.info("study: %s seed %d reuses the ANN stage of %s", recipe.name, seed, src.parent.name)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = train_recipe(recipe, data, ck, seed, progress)
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     if ck is not None and ann_cache is not None and (ck / "ann.state.safetensors").is_file():
         ann_cache.setdefault(key, ck / "ann.state.safetensors")
-    return Trained(recipe, seed, res.snn, res.ann, data, res.ann_accuracy, res.converted_accuracy, round(secs, 2))
+    return Trained(recipe, seed, res.snn, res.ann, data, res.ann_accuracy, res.converted_accuracy, round(secs, 2),
+                   round(cpu, 2))
 
 
 def network_tasa(snn: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> float:
@@ -186,7 +190,7 @@ def evaluate_run(run: Trained, surrogate: torch.nn.Module | None, targets: Seque
     from ..attacks.sections import AttackInputs, subset
     from ..attacks.stage import robustness_report
 
-    r, t0 = run.recipe, time.perf_counter()
+    r, t0, c0 = run.recipe, time.perf_counter(), time.process_time()
     domain = InputDomain.of(run.data)
     events = domain.integer and r.attack.event_budget > 0
     fns, errors = deploy_targets(run.snn, r, run.data.input_shape, targets) if targets else ({}, {})
@@ -231,7 +235,7 @@ def evaluate_run(run: Trained, surrogate: torch.nn.Module | None, targets: Seque
     return RunResult(r.name, r.seed, metrics["clean"], metrics["fgsm"], metrics["pgd"], run.ann_accuracy,
                      run.converted_accuracy, run.train_seconds, s["samples"],
                      {row["layer"]: row["zero_fraction"] for row in rows}, metrics, deployed,
-                     round(time.perf_counter() - t0, 2))
+                     round(time.perf_counter() - t0, 2), run.train_cpu_seconds, round(time.process_time() - c0, 2))
 
 
 def result_from_dict(d: Any, where: str = "study.json") -> RunResult:
@@ -258,7 +262,8 @@ def result_from_dict(d: Any, where: str = "study.json") -> RunResult:
     bad = [k for k, v in d.items()
            if (k == "recipe" and not isinstance(v, str))
            or (k in ("seed", "samples") and (isinstance(v, bool) or not isinstance(v, int)))
-           or (k in numbers | {"train_seconds", "attack_seconds"} and not number(v))
+           or (k in numbers | {"train_seconds", "attack_seconds", "train_cpu_seconds", "attack_cpu_seconds"}
+               and not number(v))
            or (k in ("ann", "converted") and not number(v, optional=True))
            or (k in ("sparsity", "metrics", "deployed") and not isinstance(v, dict))]
     if bad:
