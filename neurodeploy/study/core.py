@@ -103,7 +103,7 @@ def run_study(recipes: Sequence[str | Path | Recipe], seeds: Sequence[int], out_
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        groups = _groups(bases, seeds)
+        groups = [g for g in _groups(bases, seeds) if any((b.name, s) not in done for b in g for s in seeds)]
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = [pool.submit(_run_group, g, list(seeds), out, done, list(targets), sweep, blackbox)
                        for g in groups]
