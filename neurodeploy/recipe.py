@@ -30,7 +30,7 @@ MODELS_DIR = PACKAGE_DIR / "recipes"
 @dataclass
 class DataConfig:
     name: str = "digits"
-    encoding: str = "direct"  # direct | rate | poisson | events
+    encoding: str = "direct"  # direct | rate | poisson | phase | events
     test_fraction: float = 0.2
     batch_size: int = 64
     path: str = ""  # local folder for datasets that are never downloaded

@@ -66,6 +66,9 @@ def _conv(node: nir.Conv2d, name: str, meta: DeployMeta) -> nn.Module:
         else:
             raise _refuse(name, node, f"padding {pad!r} with kernel {w.shape[2:]} and stride {node.stride} "
                                       "has no symmetric explicit padding")
+    norm = _normalize(node, name, meta)
+    if norm is not None:
+        return norm
     bias = node.bias is not None and np.any(_arr(node.bias) != 0)
     m = nn.Conv2d(w.shape[1] * int(node.groups), w.shape[0], w.shape[2:], _tuple(node.stride), _tuple(pad),
                   dil, int(node.groups), bias=bool(bias))
@@ -73,6 +76,30 @@ def _conv(node: nir.Conv2d, name: str, meta: DeployMeta) -> nn.Module:
     if bias:
         m.bias.data = _t(node.bias)
     return m
+
+
+def _normalize(node: nir.Conv2d, name: str, meta: DeployMeta) -> nn.Module | None:
+    """Our input normalisation (:func:`.to_nir._normalize`): a 1×1 Conv2d with weight diag(1/std)
+    whose metadata holds mean and std, rebuilt as :class:`~neurodeploy.snn.models.Normalize` from
+    them; None for any other Conv2d. The metadata must agree with the weights (weight = diag(1/std),
+    bias = −mean/std to float32 rounding), else the file is refused: the node would mean two things."""
+    md = getattr(node, "metadata", None) or {}
+    if str(md.get("neurodeploy", "")) != "normalize":
+        return None
+    from ..snn.models import Normalize
+
+    mean, std = np.asarray(md.get("mean"), np.float32).reshape(-1), np.asarray(md.get("std"), np.float32).reshape(-1)
+    w, c = _arr(node.weight), len(mean)
+    b = _arr(node.bias) if node.bias is not None else np.zeros(c, np.float32)
+    ok = (len(std) == c and w.shape == (c, c, 1, 1) and int(node.groups) == 1 and b.shape == (c,)
+          and np.all(std > 0) and np.allclose(w.reshape(c, c), np.diag(1.0 / std), rtol=1e-5, atol=0)
+          and np.allclose(b, -mean / std, rtol=1e-5, atol=1e-6))
+    if not ok:
+        raise _refuse(name, node, "its metadata says input normalisation, but mean/std do not match the "
+                                  "1×1 weights (weight = diag(1/std), bias = −mean/std)")
+    _note(meta, name, f"1×1 Conv2d with diagonal weight read as the input normalisation (x − mean)/std, mean "
+                      f"{[round(float(v), 4) for v in mean]}, std {[round(float(v), 4) for v in std]}")
+    return Normalize(mean.tolist(), std.tolist())
 
 
 def _linear(node, name: str, meta: DeployMeta) -> nn.Module:

@@ -24,6 +24,7 @@ from torch import nn
 from ..errors import IRError, UnsupportedLayerError
 from ..snn.graph import SpikingNetwork
 from ..snn.kinds import CubaSpikingNeuron, LeakyIntegrator
+from ..snn.models import Normalize
 from ..snn.network import TimeDropout
 from ..snn.neuron import DEFAULT_DYNAMICS, SpikingNeuron
 from .metadata import DeployMeta, write_meta
@@ -158,6 +159,31 @@ def _maxpool_inputs(net: nn.Module, previous: dict[str, dict] | None = None) -> 
     return out
 
 
+#: ``metadata["neurodeploy"]`` of the Conv2d node an input normalisation exports as.
+NORMALIZE_TAG = "normalize"
+
+
+def _normalize(m: Normalize, in_shape, dt):
+    """The input normalisation ``(x − mean) / std`` (:class:`~neurodeploy.snn.models.Normalize`) as
+    NIR's 1×1 ``Conv2d`` with a diagonal C×C weight ``diag(1/std)`` and bias ``−mean/std``: the same
+    per-channel affine map (the zero off-diagonal terms add exact zeros) in a node every NIR
+    consumer runs (nir/ir/conv.py:72). Not NIR's ``Affine``: it assumes a 1-D input
+    (nir/ir/linear.py:18), so on C×H×W it would be a dense (CHW)² matrix; not a depthwise conv
+    (groups = C): nir 1.0's type inference takes C_in = weight.shape[1] and ignores groups
+    (nir/ir/conv.py:123), so the graph would fail its own type check. The node's metadata keeps
+    mean and std so that :mod:`.from_nir` rebuilds the module exactly (1/(1/std) need not be std)."""
+    mean, std = _np(m.mean).reshape(-1), _np(m.std).reshape(-1)
+    c = len(mean)
+    if len(in_shape) != 3 or in_shape[0] != c:
+        raise UnsupportedLayerError(f"Normalize of {c} channels needs a [C={c}, H, W] input, got {tuple(in_shape)}")
+    w = np.diag(1.0 / std).astype(np.float32).reshape(c, c, 1, 1)
+    log.info("lowering: input normalisation (x − mean)/std exported as a 1×1 Conv2d with weight diag(1/std) "
+             "and bias −mean/std")
+    return nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=w, stride=1, padding=0, dilation=1, groups=1,
+                      bias=(-mean / std).astype(np.float32),
+                      metadata={"neurodeploy": NORMALIZE_TAG, "mean": mean, "std": std})
+
+
 def _refuse_bn(m, in_shape, dt):
     raise UnsupportedLayerError(f"{type(m).__name__}: BatchNorm has no NIR node; fold it into the preceding "
                                 "conv/linear first (neurodeploy.ir.passes.fold_batchnorm)")
@@ -216,6 +242,7 @@ MODULE_MAP: dict[type, Converter] = {
     nn.MaxPool2d: _maxpool,
     nn.BatchNorm1d: _refuse_bn,
     nn.BatchNorm2d: _refuse_bn,
+    Normalize: _normalize,
 }
 
 Composite = Callable[[str, tuple, float], tuple[dict, list, "str | list[str]", str]]

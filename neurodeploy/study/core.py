@@ -76,6 +76,14 @@ def _needs_sweeps(claims: Sequence[Claim]) -> set[str]:
     return {c.a for c in claims for k in c.comparisons if k.metric.startswith(("eps=", "k="))}
 
 
+def _needs_blackbox(claims: Sequence[Claim], bases: Sequence[Recipe]) -> set[str]:
+    """The recipes whose black-box attacks are measured: every one without claims, else those a
+    claim compares on a ``blackbox_*`` metric (the others' surrogate attacks would go unread)."""
+    if not claims:
+        return {b.name for b in bases}
+    return {n for c in claims for k in c.comparisons if k.metric.startswith("blackbox") for n in (c.a, c.b)}
+
+
 def run_study(recipes: Sequence[str | Path | Recipe], seeds: Sequence[int], out_dir: str | Path | None = None,
               progress: bool = False, claims: Sequence[Claim] = (), targets: Sequence[str] = (),
               title: str = "", jobs: int = 1) -> tuple[list[RunResult], list[Summary]]:
@@ -90,13 +98,15 @@ def run_study(recipes: Sequence[str | Path | Recipe], seeds: Sequence[int], out_
     done = {(r.recipe, r.seed) for r in runs}
     bases = [spec if isinstance(spec, Recipe) else load_recipe(spec) for spec in recipes]
     sweep = _needs_sweeps(claims)
+    blackbox = _needs_blackbox(claims, bases)
     if jobs > 1 and out is not None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        groups = _groups(bases, seeds)
+        groups = [g for g in _groups(bases, seeds) if any((b.name, s) not in done for b in g for s in seeds)]
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_run_group, g, list(seeds), out, done, list(targets), sweep) for g in groups]
+            futures = [pool.submit(_run_group, g, list(seeds), out, done, list(targets), sweep, blackbox)
+                       for g in groups]
             for f in futures:
                 runs += f.result()
                 write_study(out, runs, claims, title, figure=False)
@@ -106,7 +116,7 @@ def run_study(recipes: Sequence[str | Path | Recipe], seeds: Sequence[int], out_
             if out is not None:
                 write_study(out, runs, claims, title, figure=False)
 
-        _study(bases, seeds, out, progress, done, targets, sweep, stored)
+        _study(bases, seeds, out, progress, done, targets, sweep, stored, blackbox)
     summaries = summarize(runs)
     if out is not None:
         write_study(out, runs, claims, title)
@@ -140,8 +150,8 @@ def _groups(bases: Sequence[Recipe], seeds: Sequence[int]) -> list[list[Recipe]]
     return sorted(groups.values(), key=lambda g: -sum(r.timesteps * (r.train.snn.epochs + r.train.ann.epochs) for r in g))
 
 
-def _run_group(bases: list[Recipe], seeds: list[int], out: Path, done: set, targets: list[str], sweep: set
-               ) -> list[RunResult]:
+def _run_group(bases: list[Recipe], seeds: list[int], out: Path, done: set, targets: list[str], sweep: set,
+               blackbox: set) -> list[RunResult]:
     """One process of a parallel study: its recipes' runs, stored in ``out/parts`` as they finish."""
     import torch
 
@@ -154,27 +164,30 @@ def _run_group(bases: list[Recipe], seeds: list[int], out: Path, done: set, targ
         got.append(r)
         write_json_atomic(part, [asdict(x) for x in got])
 
-    _study(bases, seeds, out, False, done, targets, sweep, stored)
+    _study(bases, seeds, out, False, done, targets, sweep, stored, blackbox)
     return got
 
 
 def _study(bases: Sequence[Recipe], seeds: Sequence[int], out: Path | None, progress: bool, done: set,
-           targets: Sequence[str], sweep: set, stored) -> None:
-    """Train (phase 1) and attack (phase 2) every (recipe, seed) not in ``done``; ``stored(run)`` each."""
+           targets: Sequence[str], sweep: set, stored, blackbox: set | None = None) -> None:
+    """Train (phase 1) and attack (phase 2) every (recipe, seed) not in ``done``; ``stored(run)`` each.
+    Only the recipes in ``blackbox`` (None: all) get the surrogate seed's black-box attacks."""
     ann_cache: dict[str, Path] = {}
+    data_cache: dict[str, object] = {}
     for base in bases:
         todo = [s for s in seeds if (base.name, s) not in done]
         if not todo:
             continue
-        bb = base.attack.blackbox == "seed" and len(seeds) > 1
+        bb = base.attack.blackbox == "seed" and len(seeds) > 1 and (blackbox is None or base.name in blackbox)
         need = sorted(set(todo) | ({_next(s, seeds) for s in todo} if bb else set()), key=list(seeds).index)
         trained: dict[int, Trained] = {}
         for s in need:
             log.info("study: training %s seed %d", base.name, s)
-            trained[s] = train_run(copy.deepcopy(base), s, out, progress, ann_cache)
+            trained[s] = train_run(copy.deepcopy(base), s, out, progress, ann_cache, data_cache)
         for s in todo:
             log.info("study: attacking %s seed %d", base.name, s)
-            stored(evaluate_run(trained[s], trained[_next(s, seeds)].snn if bb else None, targets, base.name in sweep))
+            stored(evaluate_run(trained[s], trained[_next(s, seeds)].snn if bb else None, targets, base.name in sweep,
+                                blackbox is None or base.name in blackbox))
 
 
 def _next(seed: int, seeds: Sequence[int]) -> int:

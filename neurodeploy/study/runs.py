@@ -56,6 +56,8 @@ class RunResult:
     metrics: dict[str, float] = field(default_factory=dict)
     deployed: dict[str, dict[str, Any]] = field(default_factory=dict)
     attack_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0  # CPU time of this process (on a shared machine the honest cost figure)
+    attack_cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Trained:
     ann_accuracy: float | None
     converted_accuracy: float | None
     train_seconds: float
+    train_cpu_seconds: float = 0.0
 
 
 def eps_key(eps: float) -> str:
@@ -82,19 +85,28 @@ def ann_key(recipe: Recipe, seed: int) -> str:
     m = dataclasses.asdict(recipe.model)
     for k in ("neuron", "leak", "reset", "surrogate", "surrogate_scale", "train_threshold", "train_leak"):
         m.pop(k, None)  # the ANN twin has ReLU in the neuron slots: these do not touch it
-    key = {"data": dataclasses.asdict(recipe.data), "model": m, "ann": dataclasses.asdict(recipe.train.ann),
-           "seed": seed}
+    data = dataclasses.asdict(recipe.data)
+    if data["encoding"] != "events":  # the twin sees the image itself whatever the SNN's coding (snn/models.py)
+        data["encoding"] = "image"
+    key = {"data": data, "model": m, "ann": dataclasses.asdict(recipe.train.ann), "seed": seed}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def train_run(recipe: Recipe, seed: int, out: Path | None, progress: bool = False,
-              ann_cache: dict[str, Path] | None = None) -> Trained:
-    """Train ``recipe`` with ``seed`` (or reload it from ``out``'s training states)."""
+              ann_cache: dict[str, Path] | None = None, data_cache: dict[str, Any] | None = None) -> Trained:
+    """Train ``recipe`` with ``seed`` (or reload it from ``out``'s training states). ``data_cache``
+    keeps each (data config, seed)'s dataset for the next recipe that reads it (the split depends on
+    nothing else; generating event-digits takes ~1 s)."""
     from ..data import load_dataset
     from ..train import train_recipe
 
     recipe = dataclasses.replace(recipe, seed=seed)
-    data = load_dataset(recipe.data, seed)
+    dkey = json.dumps([dataclasses.asdict(recipe.data), seed], sort_keys=True)
+    data = data_cache.get(dkey) if data_cache is not None else None
+    if data is None:
+        data = load_dataset(recipe.data, seed)
+        if data_cache is not None:
+            data_cache[dkey] = data
     ck = out / f"{recipe.name}.seed{seed}" if out is not None else None
     key = ann_key(recipe, seed)
     if ck is not None and ann_cache is not None and recipe.train.convert.enabled:
@@ -104,12 +116,13 @@ def train_run(recipe: Recipe, seed: int, out: Path | None, progress: bool = Fals
             ck.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
             log.info("study: %s seed %d reuses the ANN stage of %s", recipe.name, seed, src.parent.name)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = train_recipe(recipe, data, ck, seed, progress)
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     if ck is not None and ann_cache is not None and (ck / "ann.state.safetensors").is_file():
         ann_cache.setdefault(key, ck / "ann.state.safetensors")
-    return Trained(recipe, seed, res.snn, res.ann, data, res.ann_accuracy, res.converted_accuracy, round(secs, 2))
+    return Trained(recipe, seed, res.snn, res.ann, data, res.ann_accuracy, res.converted_accuracy, round(secs, 2),
+                   round(cpu, 2))
 
 
 def network_tasa(snn: torch.nn.Module, x: torch.Tensor, batch_size: int = 256) -> float:
@@ -169,51 +182,60 @@ def deploy_targets(snn: torch.nn.Module, recipe: Recipe, input_shape: Sequence[i
 
 
 def evaluate_run(run: Trained, surrogate: torch.nn.Module | None, targets: Sequence[str] = (),
-                 sweeps: bool = False) -> RunResult:
-    """Attack and measure one trained run (see the module docstring)."""
-    from ..attacks.stage import AttackInputs, robustness_report
+                 sweeps: bool = False, blackbox: bool = True) -> RunResult:
+    """Attack and measure one trained run (see the module docstring). Event data with an
+    ``attack.event_budget`` is attacked in whole events (:mod:`.events`); images by the attack
+    stage's own sections, in the data's input domain. ``blackbox`` False: no black-box attacks."""
+    from ..attacks.base import InputDomain
+    from ..attacks.sections import AttackInputs, subset
+    from ..attacks.stage import robustness_report
 
-    r, t0 = run.recipe, time.perf_counter()
-    sections = ["clean", "fgsm", "pgd", "blackbox"]
+    r, t0, c0 = run.recipe, time.perf_counter(), time.process_time()
+    domain = InputDomain.of(run.data)
+    events = domain.integer and r.attack.event_budget > 0
     fns, errors = deploy_targets(run.snn, r, run.data.input_shape, targets) if targets else ({}, {})
-    if fns:
-        sections.append("transfer")
-    if sweeps:
-        sections += ["eps_sweep", "steps_sweep"]
-    sections.append("sparsity")
+    sections = ["clean"] + ([] if events else ["fgsm", "pgd"] + (["blackbox"] if blackbox else [])
+                            + (["transfer"] if fns else [])
+                            + (["eps_sweep", "steps_sweep"] if sweeps else [])) + ["sparsity"]
     cfg = dataclasses.replace(r.attack, sections=sections)
     sur = surrogate if r.attack.blackbox == "seed" else None
     inputs = AttackInputs(run.snn, run.data.x_test, run.data.y_test, seed=r.seed, ann=run.ann, surrogate_model=sur,
-                          targets=fns)
+                          targets={} if events else fns, domain=domain)
     rob = robustness_report(inputs, cfg)
     s = rob["source"]
-    metrics: dict[str, float] = {k: s[k]["accuracy"] for k in METRICS}
-    for k in ("blackbox_fgsm", "blackbox_pgd"):
-        if isinstance(s.get(k), dict):
-            metrics[k] = s[k]["accuracy"]
-    from ..attacks.sections import subset
+    deployed: dict[str, dict[str, Any]] = {n: {"error": e} for n, e in errors.items()}
+    if events:
+        from .events import event_metrics
 
+        bb_model = (sur if sur is not None else run.ann) if blackbox else None
+        metrics, dep = event_metrics(run.snn, bb_model, run.data.x_test, run.data.y_test, r.attack, domain, r.seed,
+                                     fns, sweeps)
+        deployed.update(dep)
+    else:
+        metrics = {k: s[k]["accuracy"] for k in METRICS}
+        for k in ("blackbox_fgsm", "blackbox_pgd"):
+            if isinstance(s.get(k), dict):
+                metrics[k] = s[k]["accuracy"]
+        for name in fns:
+            t = rob.get(name, {})
+            deployed[name] = {"clean": t["clean"]["accuracy"], "fgsm": t["transfer_fgsm"]["accuracy"],
+                              "pgd": t["transfer_pgd"]["accuracy"], "samples": t["samples"]}
+        sw = rob.get("sweeps", {})
+        for row in sw.get("epsilon", []):
+            metrics[eps_key(row["epsilon"])] = row["accuracy"]
+            for name, acc in (row.get("others") or {}).items():
+                deployed.setdefault(name, {})[eps_key(row["epsilon"])] = acc
+        for row in sw.get("steps", []):
+            metrics[f"k={int(row['steps'])}"] = row["accuracy"]
     xa, _ = subset(run.data.x_test.float(), run.data.y_test.long(), r.attack.max_samples, r.seed)
     metrics["tasa"] = network_tasa(run.snn, xa, r.attack.batch_size)
     rows = rob.get("sparsity") or []
     if rows:
         metrics["grad_zero"] = rows[0]["zero_fraction"]  # ∂L/∂(first layer's input) = ∂L/∂image
-    deployed: dict[str, dict[str, Any]] = {n: {"error": e} for n, e in errors.items()}
-    for name in fns:
-        t = rob.get(name, {})
-        deployed[name] = {"clean": t["clean"]["accuracy"], "fgsm": t["transfer_fgsm"]["accuracy"],
-                          "pgd": t["transfer_pgd"]["accuracy"], "samples": t["samples"]}
-    sw = rob.get("sweeps", {})
-    for row in sw.get("epsilon", []):
-        metrics[eps_key(row["epsilon"])] = row["accuracy"]
-        for name, acc in (row.get("others") or {}).items():
-            deployed.setdefault(name, {})[eps_key(row["epsilon"])] = acc
-    for row in sw.get("steps", []):
-        metrics[f"k={int(row['steps'])}"] = row["accuracy"]
     return RunResult(r.name, r.seed, metrics["clean"], metrics["fgsm"], metrics["pgd"], run.ann_accuracy,
                      run.converted_accuracy, run.train_seconds, s["samples"],
                      {row["layer"]: row["zero_fraction"] for row in rows}, metrics, deployed,
-                     round(time.perf_counter() - t0, 2))
+                     round(time.perf_counter() - t0, 2), run.train_cpu_seconds, round(time.process_time() - c0, 2))
 
 
 def result_from_dict(d: Any, where: str = "study.json") -> RunResult:
@@ -240,7 +262,8 @@ def result_from_dict(d: Any, where: str = "study.json") -> RunResult:
     bad = [k for k, v in d.items()
            if (k == "recipe" and not isinstance(v, str))
            or (k in ("seed", "samples") and (isinstance(v, bool) or not isinstance(v, int)))
-           or (k in numbers | {"train_seconds", "attack_seconds"} and not number(v))
+           or (k in numbers | {"train_seconds", "attack_seconds", "train_cpu_seconds", "attack_cpu_seconds"}
+               and not number(v))
            or (k in ("ann", "converted") and not number(v, optional=True))
            or (k in ("sparsity", "metrics", "deployed") and not isinstance(v, dict))]
     if bad:

@@ -41,7 +41,7 @@ def test_names_come_from_the_registries():
         recipe_from_dict({"data": {"name": "mnist"}}, "r.toml")
     with pytest.raises(RecipeError, match=r"model\.surrogate = 'sigmoid'; choose one of atan, linear"):
         recipe_from_dict({"model": {"surrogate": "sigmoid"}}, "r.toml")
-    with pytest.raises(RecipeError, match=r"data\.encoding = 'latency'; choose one of direct, events, poisson, rate"):
+    with pytest.raises(RecipeError, match=r"data\.encoding = 'latency'; choose one of direct, events, phase, poisson, rate"):
         recipe_from_dict({"data": {"encoding": "latency"}}, "r.toml")
 
 

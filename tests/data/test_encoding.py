@@ -82,3 +82,39 @@ def test_one_rate_coder_for_every_layout():
     assert b.shape == (2, 4, 3) and torch.equal(b, (u < x.clamp(0, 1)[:, None]).float())
     # the source network's rate coding draws exactly these spikes
     assert torch.equal(encode(x, 4, "rate", torch.Generator().manual_seed(3)), s)
+
+
+def _spikingjelly_phase(x: torch.Tensor, k: int) -> torch.Tensor:
+    """SpikingJelly's WeightedPhaseEncoder.encode, written out (activation_based/encoding.py):
+    bit i is ``inputs >= w``, then ``inputs -= w * spike``, w halving from 0.5."""
+    inputs, w, out = x.clone(), 0.5, []
+    for _ in range(k):
+        s = (inputs >= w).float()
+        inputs -= w * s
+        out.append(s)
+        w *= 0.5
+    return torch.stack(out)
+
+
+def test_phase_coding_matches_the_published_table_and_spikingjelly():
+    from neurodeploy.data.encoding import phase_code
+
+    # Kim et al. 2018's table (quoted in SpikingJelly's docstring), K = 8: 192/256, 1/256, 128/256, 255/256
+    pix = torch.tensor([192.0, 1.0, 128.0, 255.0])
+    s = phase_code(pix / 255, 8)
+    assert s.T.tolist() == [[1, 1, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0, 0, 0], [1] * 8]
+    every = torch.arange(256.0)
+    s = phase_code(every / 255, 8)
+    assert torch.equal(s, _spikingjelly_phase(every / 256, 8))  # the authors' p/256 fed to SpikingJelly
+    weights = 2.0 ** -torch.arange(1, 9).float()
+    assert torch.equal((weights[:, None] * s).sum(0), every / 256)  # Σ 2^-φ s_φ = q exactly
+
+
+def test_phase_coding_repeats_with_period_8_and_passes_gradients():
+    x = torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    s = encode(x, 10, "phase")  # paper 2: T = 10, K = 8 -> bits 1..8, then 1, 2 again
+    assert s.shape == (10, 3, 1, 4, 4) and set(s.detach().unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(s[8], s[0]) and torch.equal(s[9], s[1]) and not torch.equal(s[1], s[0])
+    assert torch.equal(s, encode(x, 10, "phase"))  # deterministic
+    s.sum().backward()
+    assert torch.all(x.grad == 10)  # straight-through: identity per step

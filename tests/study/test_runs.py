@@ -53,3 +53,21 @@ def test_sparsity_per_layer_in_study_table():
     assert s["max"].sparsity == pytest.approx({"conv1": 0.3, "sn1": 0.7})
     md = markdown_table([s["max"], s["avg"]])
     assert "| recipe | conv1 | sn1 |" in md and "| max | 0.300 | 0.700 |" in md and "| avg | 0.100 | 0.300 |" in md
+
+
+def test_parallel_study_resumes_from_parts_without_training(tmp_path):
+    """A study killed after some runs: its parts/*.json runs are reused, nothing is trained again, and
+    study.json gathers them (the --jobs path; no worker is started when every run is done)."""
+    from dataclasses import asdict
+
+    from neurodeploy.util import write_json_atomic
+
+    r = Recipe(name="tiny")
+    done = [RunResult("tiny", s, 0.9, 0.5, 0.4, train_cpu_seconds=3.0) for s in (0, 1)]
+    write_json_atomic(tmp_path / "parts" / "tiny.json", [asdict(x) for x in done])
+    runs, summary = run_study([r], [0, 1], tmp_path, jobs=2)
+    assert [(x.recipe, x.seed, x.clean, x.train_cpu_seconds) for x in runs] == [("tiny", 0, 0.9, 3.0),
+                                                                               ("tiny", 1, 0.9, 3.0)]
+    assert not (tmp_path / "tiny.seed0").exists()  # not trained
+    saved = json.loads((tmp_path / "study.json").read_text())
+    assert [x["seed"] for x in saved["runs"]] == [0, 1]
