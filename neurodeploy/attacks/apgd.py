@@ -83,15 +83,26 @@ class APGD(Attack):
         t = t / t.flatten(1).abs().amax(1).clamp(min=1e-12).view(-1, *([1] * (x.dim() - 1)))
         return self.run_from(estimator, x, y, x + self.epsilon * t)
 
-    def run_from(self, est: LossGradientsMixin, x: torch.Tensor, y: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        """Algorithm 1 from the start ``x0`` (projected first); returns one image per sample."""
+    def run_from(self, est: LossGradientsMixin, x: torch.Tensor, y: torch.Tensor, x0: torch.Tensor, *,
+                 groups: torch.Tensor | None = None, on_rows=None) -> torch.Tensor:
+        """Algorithm 1 from the start ``x0`` (projected first); returns one image per row.
+
+        ``groups`` [rows]: the sample each row attacks (rows of several lanes, :mod:`.lanes`): once a
+        row breaks its sample, every row of that sample stops (the early exit across lanes).
+        ``on_rows(rows)`` is called with the row indices before each gradient call (the lane
+        estimator's :meth:`~.lanes.LaneEstimator.select`)."""
         loss_fn, eps, n_iter = LOSSES[self.loss], self.epsilon, self.steps
         proj = lambda z: self.project(z, x, eps)  # noqa: E731
         view = (-1,) + (1,) * (x.dim() - 1)
         out = proj(x0)
         x_k = out.clone()
+        if on_rows is not None:
+            on_rows(None)
         logits, f_k, g_k = est.loss_and_gradient(x_k, y, loss_fn)  # type: ignore[attr-defined]
         broken = logits.argmax(1) != y
+        stop = broken.clone()  # rows no longer updated: broken, or another row of their sample broke it
+        if groups is not None:
+            stop = _spread(stop, groups)
         best_x, best_f, best_g = x_k.clone(), f_k.clone(), g_k.clone()
         eta = torch.full((len(x),), 2 * eps, dtype=x.dtype)
         checks = set(checkpoints(n_iter))
@@ -101,7 +112,7 @@ class APGD(Attack):
         x_prev = x_k.clone()
         for k in range(n_iter):
             a = torch.ones(len(x)) if k == 0 else torch.full((len(x),), self.momentum)
-            act = (~broken).nonzero().squeeze(1)
+            act = (~stop).nonzero().squeeze(1)
             if len(act) == 0:
                 break
             xa, xp = x_k[act], x_prev[act]
@@ -110,19 +121,24 @@ class APGD(Attack):
             x_new = self.project(xa + aa * (z - xa) + (1 - aa) * (xa - xp), x[act], eps)
             x_prev[act] = xa
             x_k[act] = x_new
+            if on_rows is not None:
+                on_rows(act)
             logits, f_new, g_new = est.loss_and_gradient(x_new, y[act], loss_fn)  # type: ignore[attr-defined]
             rises[act] += (f_new > f_k[act]).float()
             f_k[act], g_k[act] = f_new, g_new
             now = logits.argmax(1) != y[act]
             out[act[now]] = x_new[now]
             broken[act[now]] = True
+            stop[act[now]] = True
+            if groups is not None and bool(now.any()):
+                stop = _spread(stop, groups)
             up = f_new > best_f[act]
             best_x[act[up]], best_f[act[up]], best_g[act[up]] = x_new[up], f_new[up], g_new[up]
             if k + 1 in checks:
                 span = k + 1 - last_w
                 cond1 = rises <= self.rho * span
                 cond2 = (~halved_last) & (best_f <= last_best)
-                halve = (cond1 | cond2) & ~broken
+                halve = (cond1 | cond2) & ~stop
                 eta[halve] /= 2
                 x_k[halve], g_k[halve], f_k[halve] = best_x[halve], best_g[halve], best_f[halve]
                 x_prev[halve] = best_x[halve]
@@ -130,6 +146,13 @@ class APGD(Attack):
                 rises.zero_()
         out[~broken] = best_x[~broken]
         return out
+
+
+def _spread(stop: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Rows whose sample (``groups``) has any stopped row."""
+    hit = torch.zeros(int(groups.max()) + 1 if len(groups) else 0, dtype=torch.bool)
+    hit[groups[stop]] = True
+    return hit[groups]
 
     def __repr__(self) -> str:
         return f"APGD(epsilon={self.epsilon:.4g}, steps={self.steps}, loss={self.loss})"

@@ -146,16 +146,21 @@ def _swap(make: Callable[[], Callable[[torch.Tensor], torch.Tensor]]) -> Variant
     return lambda model: _swapped(model, make())
 
 
+#: The swapped-in surrogates by estimator name (each call makes a fresh one).
+SURROGATES_BY_NAME: dict[str, Callable[[], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "atan0.5": lambda: ATanSurrogate(0.5),
+    "atan2": lambda: ATanSurrogate(2.0),
+    "atan8": lambda: ATanSurrogate(8.0),
+    "tri2": lambda: ShapeSurrogate("triangle", 2.0),
+    "sig1": lambda: ShapeSurrogate("sigmoid", 1.0),
+    "rect0.5": lambda: ShapeSurrogate("rect", 0.5),
+    "adaptive": lambda: ShapeSurrogate("adaptive", 0.5),
+}
+
 #: The gradient estimators by name (``None``: the training surrogate, no variant).
 ESTIMATORS: dict[str, Variant | None] = {
     "train": None,
-    "atan0.5": _swap(lambda: ATanSurrogate(0.5)),
-    "atan2": _swap(lambda: ATanSurrogate(2.0)),
-    "atan8": _swap(lambda: ATanSurrogate(8.0)),
-    "tri2": _swap(lambda: ShapeSurrogate("triangle", 2.0)),
-    "sig1": _swap(lambda: ShapeSurrogate("sigmoid", 1.0)),
-    "rect0.5": _swap(lambda: ShapeSurrogate("rect", 0.5)),
-    "adaptive": _swap(lambda: ShapeSurrogate("adaptive", 0.5)),
+    **{name: _swap(make) for name, make in SURROGATES_BY_NAME.items()},
     "bptr": _bptr,
 }
 

@@ -262,3 +262,52 @@ def test_thorough_preset_draws_eot_only_for_a_random_coding():
     assert eot is None and s.steps == 100 and s.query_budget == 2000 and len(members) == 17
     m.encoding = "rate"
     assert ensemble_settings(AttackContext(AttackInputs(m, x, y), cfg))[2] == 20
+
+
+def test_lanes_give_each_member_its_own_gradient(trained_snn, digits_data):
+    """All estimators side by side in one pass (lanes): per lane, the logits, loss and input gradient
+    of that estimator run alone; on a subset of rows too (the rows still attacked)."""
+    from neurodeploy.attacks.apgd import ce_loss
+    from neurodeploy.attacks.lanes import LaneEstimator, lane_support
+
+    names = list(ESTIMATORS)
+    assert lane_support(trained_snn, names) == ""
+    losses = [ce_loss if i % 2 == 0 else dlr_loss for i in range(len(names))]
+    x, y = digits_data.x_test[:12].float(), digits_data.y_test[:12].long()
+    n, L = len(x), len(names)
+    xs = (x.repeat(L, 1, 1, 1) + 0.03 * torch.randn(L * n, *x.shape[1:], generator=torch.Generator().manual_seed(1))
+          ).clamp(0, 1)
+    ys = y.repeat(L)
+    est = LaneEstimator(trained_snn, names, losses)
+    est.assign(torch.arange(L).repeat_interleave(n))
+    est.select(None)
+    logits, loss, grad = est.loss_and_gradient(xs, ys)
+    for i, name in enumerate(names):
+        rows = slice(i * n, (i + 1) * n)
+        alone = SourceEstimator(trained_snn, gradient_variant=gradient_variant(name))
+        lo, lv, lg = alone.loss_and_gradient(xs[rows], ys[rows], losses[i])
+        torch.testing.assert_close(logits[rows], lo, rtol=0, atol=1e-4)
+        torch.testing.assert_close(loss[rows], lv, rtol=1e-4, atol=1e-5)
+        assert lg.abs().sum() > 0, name
+        torch.testing.assert_close(grad[rows], lg, rtol=1e-3, atol=1e-6 * float(lg.abs().max())), name
+    sub = torch.arange(0, L * n, 5)
+    est.select(sub)
+    torch.testing.assert_close(est.loss_and_gradient(xs[sub], ys[sub])[2], grad[sub], rtol=1e-4, atol=1e-9)
+
+
+def test_lane_group_breaks_what_each_member_alone_breaks(trained_snn, digits_data):
+    """APGD members in lanes (one pass, a sample left by every lane once one breaks it) break every
+    sample each member breaks alone, and each break is credited to one member of the group."""
+    x, y = digits_data.x_test[:40].float(), digits_data.y_test[:40].long()
+    s = Settings(12 / 255, steps=6)
+    names = ["apgd-ce@train", "apgd-dlr@atan2", "apgd-ce@bptr"]
+    full = run_ensemble(trained_snn, x, y, parse_members(names), s)
+    assert full.members["apgd-ce@train"]["lanes"] == names
+    union = full.broken_by.count("clean") + full.breaks()["pgd7@train"]
+    alone_any = torch.zeros(len(y), dtype=torch.bool)
+    for name in names:
+        alone = run_ensemble(trained_snn, x, y, parse_members([name]), s)
+        assert "lanes" not in alone.members[name]
+        alone_any |= alone.broken
+    assert not (alone_any & ~full.broken).any()
+    assert sum(full.breaks().values()) + full.broken_by.count("clean") == int(full.broken.sum()) > union
