@@ -56,6 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model, x, y, what = _model(args.run)
+    test_set = len(x)
     if args.samples:
         x, y = x[:args.samples], y[:args.samples]
     p = PRESETS[args.preset]
@@ -64,7 +65,7 @@ def main() -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     res = run_ensemble(model, x, y, parse_members(p["members"]), s)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    out = {"benchmark": "ensemble", "preset": args.preset, "model": what, "samples": len(x),
+    out = {"benchmark": "ensemble", "preset": args.preset, "model": what, "samples": len(x), "test_set_samples": test_set,
            "epsilon": args.epsilon, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
            "cpu_s_per_sample": round(cpu / max(len(x), 1), 4),
            "protocol_pgd7_accuracy": res.accuracy_after("pgd7@train"), "worst_case_accuracy": res.robust_accuracy,

@@ -4,7 +4,11 @@ Benchmarks measure; they never assert. Each script writes its own JSON into benc
 The demo runs first and its run folder (``.cache/bench/demo``) is kept, so that the attack and Lava
 benchmarks measure the demo's own model (``PLAN``). The 1-minute load average before and after
 each script is recorded in ``results/bench_run.json`` with the goals table (``goals.py``).
-Usage: python benchmarks/run_all.py [NAME ...]   (NAME: e.g. lava, pgd, counting, hire)
+The thorough attack ensemble runs on the first ``THOROUGH_SAMPLES`` test images (its cost per
+sample is the figure; ``goals.py`` scales it to the whole test set and says so). The two long
+attack comparisons (``LONG``: torchattacks' APGD over the ε sweep, Square on a deployed target)
+run only when named.
+Usage: python benchmarks/run_all.py [NAME ...]   (NAME: e.g. lava, pgd, counting, hire, apgd_reference)
 """
 from __future__ import annotations
 
@@ -19,14 +23,18 @@ from goals import render, table
 
 HERE = Path(__file__).resolve().parent
 DEMO = ".cache/bench/demo"
+THOROUGH_SAMPLES = 48
+LONG = {"bench_apgd_reference.py", "bench_square_target.py"}
 # script -> its invocations (argument lists); a script not named here runs once without arguments
 PLAN = {
     "bench_demo.py": [["--keep", DEMO]],
-    "bench_ensemble.py": [["--preset", "fast", "--run", DEMO], ["--preset", "thorough", "--run", DEMO]],
+    "bench_ensemble.py": [["--preset", "fast", "--run", DEMO], ["--preset", "thorough", "--run", DEMO,
+                                                                      "--samples", str(THOROUGH_SAMPLES)]],
     "bench_apgd_reference.py": [["--run", DEMO]],
     "bench_lava.py": [["--nir", f"{DEMO}/model.nir"]],
     "bench_emu.py": [["--nir", f"{DEMO}/model.nir"]],
     "bench_pgd_peers.py": [["--run", DEMO]],
+    "bench_square_target.py": [["--run", DEMO]],
 }
 
 
@@ -39,6 +47,8 @@ def main(names: list[str]) -> int:
     scripts = sorted(HERE.glob("bench_*.py"))
     if names:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in names]
+    else:
+        scripts = [s for s in scripts if s.name not in LONG]
     failed, log = [], []
     for s in _ordered(scripts):
         for args in PLAN.get(s.name, [[]]):
