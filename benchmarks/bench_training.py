@@ -307,7 +307,12 @@ def time_training(net_name: str, leak: float, frameworks: list[str], rounds: int
         nets[fw] = build(fw, copy.deepcopy(base), T, leak)
     for name, make in variants.items():
         nets[name] = make(copy.deepcopy(base))
-    opts = {k: torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in nets.items()}
+    from neurodeploy.train.common import make_optimizer
+
+    # ours trains with the library's optimiser (make_optimizer: fused Adam), the contenders with
+    # torch.optim.Adam's default (multi-tensor) path, as their tutorials write it
+    opts = {k: make_optimizer(m.parameters(), "adam", 1e-3, 0.0) if k.startswith("ours")
+            else torch.optim.Adam(m.parameters(), lr=1e-3) for k, m in nets.items()}
     batches = data(net_name, batch, 16, seed=1)
     loss_fn = nn.CrossEntropyLoss()
     counters = {k: 0 for k in nets}

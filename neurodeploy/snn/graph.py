@@ -36,8 +36,15 @@ from torch import nn
 
 from ..data.encoding import encode
 from ..errors import IRError
+from . import blas
 from .neuron import SpikingNeuron
 from .topology import NodeDict, module_key, strongly_connected, topo_order
+
+def run_stateless(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """``layer(h)``; a large nn.Linear on the CPU through :func:`.blas.linear` when that backend is
+    the faster one (same product, another BLAS: float rounding only)."""
+    return blas.linear(layer, h) if blas.usable(layer, h) else layer(h)
+
 
 def apply_layer(layer: nn.Module, h: torch.Tensor, const: bool, timesteps: int) -> tuple[torch.Tensor, bool]:
     """Apply one layer to the running activation; the one place that decides how time is batched.
@@ -51,9 +58,9 @@ def apply_layer(layer: nn.Module, h: torch.Tensor, const: bool, timesteps: int) 
             h = h.unsqueeze(0).expand(timesteps, *h.shape)
         return layer(h), False
     if const:
-        return layer(h), True
+        return run_stateless(layer, h), True
     t, b = h.shape[:2]
-    y = layer(h.reshape(t * b, *h.shape[2:]))
+    y = run_stateless(layer, h.reshape(t * b, *h.shape[2:]))
     return y.reshape(t, b, *y.shape[1:]), False
 
 
