@@ -9,7 +9,8 @@ with ``numpy.matmul`` on views of the same memory (no copies) as one autograd no
 Only the summation order inside the GEMM differs from ``torch.nn.functional.linear`` (float rounding,
 ~1e-7 relative). The backend is chosen once per process, deterministically: numpy's BLAS when it is
 OpenBLAS and the CPU vendor is not Intel, else torch; the environment variable ``NEURODEPLOY_BLAS``
-(``torch`` | ``numpy``) overrides the choice.
+(``torch`` | ``numpy``) overrides the choice. numpy's BLAS threads follow ``OMP_NUM_THREADS`` /
+``OPENBLAS_NUM_THREADS`` (the Makefile's 1), not ``torch.set_num_threads``.
 """
 from __future__ import annotations
 

@@ -36,14 +36,18 @@ from torch import nn
 
 from ..data.encoding import encode
 from ..errors import IRError
-from . import blas
+from . import blas, pool
 from .neuron import SpikingNeuron
 from .topology import NodeDict, module_key, strongly_connected, topo_order
 
 def run_stateless(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
     """``layer(h)``; a large nn.Linear on the CPU through :func:`.blas.linear` when that backend is
     the faster one (same product, another BLAS: float rounding only)."""
-    return blas.linear(layer, h) if blas.usable(layer, h) else layer(h)
+    if blas.usable(layer, h):
+        return blas.linear(layer, h)
+    if pool.usable(layer, h):  # nn.AvgPool2d(2) on a small map: the same sums, cheaper (pool.py)
+        return pool.avg_pool2x2(h)
+    return layer(h)
 
 
 def apply_layer(layer: nn.Module, h: torch.Tensor, const: bool, timesteps: int) -> tuple[torch.Tensor, bool]:

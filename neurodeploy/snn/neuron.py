@@ -124,23 +124,35 @@ def _surrogate_grad_(z: torch.Tensor, kind: int, scale: float) -> torch.Tensor:
     return z.mul_(math.pi / 2 * scale).square_().add_(1.0).reciprocal_().mul_(scale / 2)
 
 
-def _dsig_times_(u: torch.Tensor, d_o: torch.Tensor, out: torch.Tensor, th: float, kind: int, scale: float) -> None:
+def _dsig_consts(th: float, kind: int, scale: float, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The constants of :func:`_dsig_times_` for a scalar v_th, once per backward: (−c, 1/k, c/v_th)
+    for ATan (k = α/2v_th, c = π/2·α/√k), (−1, unused, 1/v_th) for linear, as 0-dim tensors."""
+    if kind == 1:
+        k = scale / (2 * th)
+        c = math.pi / 2 * scale / math.sqrt(k)
+        a, b, alpha = -c, 1.0 / k, c / th
+    else:
+        a, b, alpha = -1.0, 0.0, 1.0 / th
+    mk = lambda v: torch.full((), v, dtype=like.dtype, device=like.device)  # noqa: E731
+    return mk(a), mk(b), alpha
+
+
+def _dsig_times_(u: torch.Tensor, d_o: torch.Tensor, out: torch.Tensor, th: float, kind: int, scale: float,
+                 consts: tuple[torch.Tensor, torch.Tensor, float]) -> None:
     """``out`` ← d_o · σ'(u/v_th − 1) / v_th for a scalar v_th, in as few passes as possible.
 
     ATan: (α/2v_th)/(1 + (π/2·α·z)²) = 1/(1/k + w²) with k = α/2v_th, w = c·u/v_th − c, c = π/2·α/√k:
     w in one pass (add with alpha), 1/k + w·w in one (addcmul), d_o / that in one: 3 passes;
     linear: −(γ/v_th)·min(|z| − 1, 0) (6 passes). The order differs from the step-by-step autograd
-    graph's, so the gradient agrees with it to float rounding, not bit for bit.
+    graph's, so the gradient agrees with it to float rounding, not bit for bit. ``consts``: from
+    :func:`_dsig_consts`.
     """
-    z0 = torch.full((), 0.0, dtype=out.dtype, device=out.device)
+    neg_c, inv_k, alpha = consts
+    torch.add(neg_c, u, alpha=alpha, out=out)
     if kind == 1:
-        k = scale / (2 * th)
-        c = math.pi / 2 * scale / math.sqrt(k)
-        torch.add(z0.fill_(-c), u, alpha=c / th, out=out)
-        torch.addcmul(z0.fill_(1.0 / k), out, out, out=out)
+        torch.addcmul(inv_k, out, out, out=out)
         torch.div(d_o, out, out=out)
     else:
-        torch.add(z0.fill_(-1.0), u, alpha=1.0 / th, out=out)
         out.abs_().sub_(1.0).clamp_(max=0.0).mul_(d_o).mul_(-scale / th)
 
 
@@ -239,6 +251,7 @@ class _FusedRecurrence(torch.autograd.Function):
         acc_l = torch.zeros_like(u_all[0]) if need_lam else None
         chunks = _chunks(s_seq)
         scratch = torch.empty_like(u_all[0][chunks[0]])
+        consts = _dsig_consts(th_f, ctx.kind, ctx.scale, u_all) if scalar else None
         for sl in chunks:
             ust, gxs, gos, sst = _steps(u_all, sl), _steps(gx, sl), _steps(g_out, sl), _steps(s_seq, sl)
             tmp = scratch[: ust[0].shape[0]]
@@ -255,7 +268,7 @@ class _FusedRecurrence(torch.autograd.Function):
                 else:
                     d_o = gos[t] - th * nxt
                 if scalar:
-                    _dsig_times_(u_t, d_o, du, th_f, ctx.kind, ctx.scale)
+                    _dsig_times_(u_t, d_o, du, th_f, ctx.kind, ctx.scale, consts)
                 else:
                     torch.div(u_t, th, out=du)
                     _surrogate_grad_(du.sub_(1.0), ctx.kind, ctx.scale).div_(th).mul_(d_o)
