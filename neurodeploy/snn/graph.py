@@ -36,8 +36,19 @@ from torch import nn
 
 from ..data.encoding import encode
 from ..errors import IRError
+from . import blas, pool
 from .neuron import SpikingNeuron
 from .topology import NodeDict, module_key, strongly_connected, topo_order
+
+def run_stateless(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """``layer(h)``; a large nn.Linear on the CPU through :func:`.blas.linear` when that backend is
+    the faster one (same product, another BLAS: float rounding only)."""
+    if blas.usable(layer, h):
+        return blas.linear(layer, h)
+    if pool.usable(layer, h):  # nn.AvgPool2d(2) on a small map: the same sums, cheaper (pool.py)
+        return pool.avg_pool2x2(h)
+    return layer(h)
+
 
 def apply_layer(layer: nn.Module, h: torch.Tensor, const: bool, timesteps: int) -> tuple[torch.Tensor, bool]:
     """Apply one layer to the running activation; the one place that decides how time is batched.
@@ -51,9 +62,9 @@ def apply_layer(layer: nn.Module, h: torch.Tensor, const: bool, timesteps: int) 
             h = h.unsqueeze(0).expand(timesteps, *h.shape)
         return layer(h), False
     if const:
-        return layer(h), True
+        return run_stateless(layer, h), True
     t, b = h.shape[:2]
-    y = layer(h.reshape(t * b, *h.shape[2:]))
+    y = run_stateless(layer, h.reshape(t * b, *h.shape[2:]))
     return y.reshape(t, b, *y.shape[1:]), False
 
 

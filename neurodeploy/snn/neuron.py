@@ -124,21 +124,60 @@ def _surrogate_grad_(z: torch.Tensor, kind: int, scale: float) -> torch.Tensor:
     return z.mul_(math.pi / 2 * scale).square_().add_(1.0).reciprocal_().mul_(scale / 2)
 
 
-def _dsig_times_(u: torch.Tensor, d_o: torch.Tensor, out: torch.Tensor, th: float, kind: int, scale: float) -> None:
-    """``out`` ← d_o · σ'(u/v_th − 1) / v_th for a scalar v_th, in as few passes as possible.
-
-    ATan: (α/2v_th)/(1 + (π/2·α·z)²) = 1/(1/k + w²) with k = α/2v_th, w = π/2·α·z/√k (5 passes);
-    linear: −(γ/v_th)·min(|z| − 1, 0) (7 passes).
-    """
+def _dsig_consts(th: float, kind: int, scale: float, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The constants of :func:`_dsig_times_` for a scalar v_th, once per backward: (−c, 1/k, c/v_th)
+    for ATan (k = α/2v_th, c = π/2·α/√k), (−1, unused, 1/v_th) for linear, as 0-dim tensors."""
     if kind == 1:
         k = scale / (2 * th)
         c = math.pi / 2 * scale / math.sqrt(k)
-        torch.mul(u, c / th, out=out)
-        out.sub_(c).square_().add_(1.0 / k)
+        a, b, alpha = -c, 1.0 / k, c / th
+    else:
+        a, b, alpha = -1.0, 0.0, 1.0 / th
+    mk = lambda v: torch.full((), v, dtype=like.dtype, device=like.device)  # noqa: E731
+    return mk(a), mk(b), alpha
+
+
+def _dsig_times_(u: torch.Tensor, d_o: torch.Tensor, out: torch.Tensor, th: float, kind: int, scale: float,
+                 consts: tuple[torch.Tensor, torch.Tensor, float]) -> None:
+    """``out`` ← d_o · σ'(u/v_th − 1) / v_th for a scalar v_th, in as few passes as possible.
+
+    ATan: (α/2v_th)/(1 + (π/2·α·z)²) = 1/(1/k + w²) with k = α/2v_th, w = c·u/v_th − c, c = π/2·α/√k:
+    w in one pass (add with alpha), 1/k + w·w in one (addcmul), d_o / that in one: 3 passes;
+    linear: −(γ/v_th)·min(|z| − 1, 0) (6 passes). The order differs from the step-by-step autograd
+    graph's, so the gradient agrees with it to float rounding, not bit for bit. ``consts``: from
+    :func:`_dsig_consts`.
+    """
+    neg_c, inv_k, alpha = consts
+    torch.add(neg_c, u, alpha=alpha, out=out)
+    if kind == 1:
+        torch.addcmul(inv_k, out, out, out=out)
         torch.div(d_o, out, out=out)
     else:
-        torch.mul(u, 1.0 / th, out=out)
-        out.sub_(1.0).abs_().sub_(1.0).clamp_(max=0.0).mul_(d_o).mul_(-scale / th)
+        out.abs_().sub_(1.0).clamp_(max=0.0).mul_(d_o).mul_(-scale / th)
+
+
+def _spike_floor(threshold: torch.Tensor) -> float | None:
+    """The smallest float ``u`` with fl(u / v_th) > 1 for a scalar v_th > 0, or None.
+
+    Correctly rounded division is monotonic in ``u``, so ``u ≥ floor`` ⟺ fl(u/v_th) > 1 ⟺
+    :func:`neuron_step`'s (u/v_th − 1) > 0 for every float: the spike test in one pass instead of
+    a division and a comparison, with bit-identical spikes.
+    """
+    th = threshold.detach()
+    if th.dim() != 0 or not bool(th > 0) or not th.is_floating_point():
+        return None
+    c = torch.nextafter(th, torch.zeros_like(th))  # below v_th: fl(c / v_th) ≤ 1
+    inf = torch.full_like(th, math.inf)
+    for _ in range(8):  # one or two steps past v_th
+        if bool(c / th > 1):
+            return float(c)
+        c = torch.nextafter(c, inf)
+    return None
+
+
+def _steps(a: torch.Tensor, sl: slice) -> tuple[torch.Tensor, ...]:
+    """The time steps of ``a[:, sl]`` as views (one unbind instead of a select and slice per use)."""
+    return (a if sl == slice(None) else a[:, sl]).unbind(0)
 
 
 class _FusedRecurrence(torch.autograd.Function):
@@ -164,13 +203,16 @@ class _FusedRecurrence(torch.autograd.Function):
         u_seq = torch.empty(x.shape, dtype=x.dtype, device=x.device)
         s_seq = torch.empty(x.shape, dtype=x.dtype, device=x.device)
         th_f = float(threshold) if threshold.dim() == 0 else None
+        floor = _spike_floor(threshold) if threshold.dtype == x.dtype else None
         chunks = _chunks(x)
         scratch = torch.empty_like(x[0][chunks[0]])  # reused: a fresh temporary per op costs page faults
         for sl in chunks:
             u = None if u0 is None else u0[sl]
             s = None if s0 is None else s0[sl]
+            xs, outs, ss = _steps(x, sl), _steps(u_seq, sl), _steps(s_seq, sl)
+            tmp = scratch[: xs[0].shape[0]]
             for t in range(T):
-                xt, out, tmp = x[t][sl], u_seq[t][sl], scratch[: x[t][sl].shape[0]]
+                xt, out = xs[t], outs[t]
                 if u is None:
                     u = out.copy_(xt)
                 elif zero_reset:
@@ -182,45 +224,51 @@ class _FusedRecurrence(torch.autograd.Function):
                     else:
                         u = torch.sub(tmp, threshold * s, out=out)
                 # neuron_step's (u / v_th − 1) > 0, written as u / v_th > 1: the same for every float
-                # (a − 1 is exact for a in [0.5, 2] and cannot round to 0 elsewhere)
-                s = torch.gt(torch.div(u, threshold, out=tmp), 1.0, out=s_seq[t][sl])
-        us = u_seq.unbind(0)
-        ctx.save_for_backward(s_seq, threshold, leak, u0, s0, *us)
+                # (a − 1 is exact for a in [0.5, 2] and cannot round to 0 elsewhere); for a scalar
+                # v_th as u ≥ the smallest float passing it (_spike_floor), one pass
+                if floor is not None:
+                    s = torch.ge(u, floor, out=ss[t])
+                else:
+                    s = torch.gt(torch.div(u, threshold, out=tmp), 1.0, out=ss[t])
+        ctx.save_for_backward(s_seq, threshold, leak, u0, s0, u_seq)
         ctx.zero_reset, ctx.kind, ctx.scale = zero_reset, kind, scale
-        u_last, s_last = us[-1].clone(), s_seq[-1].clone()
+        u_last, s_last = u_seq[-1].clone(), s_seq[-1].clone()
         ctx.mark_non_differentiable(u_last, s_last)
         return s_seq, u_last, s_last
 
     @staticmethod
     def backward(ctx, g_out, _gu_last, _gs_last):  # type: ignore[override]
-        s_seq, th, lam, u0, s0, *us = ctx.saved_tensors
+        s_seq, th, lam, u0, s0, u_all = ctx.saved_tensors
         zero = ctx.zero_reset
-        T = len(us)
+        T = u_all.shape[0]
         need_th, need_lam = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         scalar = th.dim() == 0 and lam.dim() == 0
         th_f, lam_f = (float(th), float(lam)) if scalar else (None, None)
         gx = torch.empty(s_seq.shape, dtype=s_seq.dtype, device=s_seq.device)
         # Σ_t dO·σ'/v_th·u,  Σ_t du[t]·O[t−1],  Σ_t du[t]·∂u[t]/∂λ  (per neuron and sample)
-        acc_z = torch.zeros_like(us[0]) if need_th else None
-        acc_r = torch.zeros_like(us[0]) if need_th and not zero else None
-        acc_l = torch.zeros_like(us[0]) if need_lam else None
+        acc_z = torch.zeros_like(u_all[0]) if need_th else None
+        acc_r = torch.zeros_like(u_all[0]) if need_th and not zero else None
+        acc_l = torch.zeros_like(u_all[0]) if need_lam else None
         chunks = _chunks(s_seq)
-        scratch = torch.empty_like(us[0][chunks[0]])
+        scratch = torch.empty_like(u_all[0][chunks[0]])
+        consts = _dsig_consts(th_f, ctx.kind, ctx.scale, u_all) if scalar else None
         for sl in chunks:
+            ust, gxs, gos, sst = _steps(u_all, sl), _steps(gx, sl), _steps(g_out, sl), _steps(s_seq, sl)
+            tmp = scratch[: ust[0].shape[0]]
             for t in range(T - 1, -1, -1):
-                u_t, du = us[t][sl], gx[t][sl]
-                nxt = gx[t + 1][sl] if t < T - 1 else None
+                u_t, du = ust[t], gxs[t]
+                nxt = gxs[t + 1] if t < T - 1 else None
                 # du[t] ← dO[t] · σ'(u/v_th − 1)/v_th, then + the λ-path from u[t+1]
                 if nxt is None:
-                    d_o = g_out[t][sl]
+                    d_o = gos[t]
                 elif zero:
-                    d_o = g_out[t][sl] - lam * u_t * nxt
+                    d_o = gos[t] - lam * u_t * nxt
                 elif scalar:
-                    d_o = torch.sub(g_out[t][sl], nxt, alpha=th_f, out=scratch[: u_t.shape[0]])
+                    d_o = torch.sub(gos[t], nxt, alpha=th_f, out=tmp)
                 else:
-                    d_o = g_out[t][sl] - th * nxt
+                    d_o = gos[t] - th * nxt
                 if scalar:
-                    _dsig_times_(u_t, d_o, du, th_f, ctx.kind, ctx.scale)
+                    _dsig_times_(u_t, d_o, du, th_f, ctx.kind, ctx.scale, consts)
                 else:
                     torch.div(u_t, th, out=du)
                     _surrogate_grad_(du.sub_(1.0), ctx.kind, ctx.scale).div_(th).mul_(d_o)
@@ -228,13 +276,13 @@ class _FusedRecurrence(torch.autograd.Function):
                     acc_z[sl].addcmul_(du, u_t)
                 if nxt is not None:
                     if zero:
-                        du.add_(lam * (1.0 - s_seq[t][sl]) * nxt)
+                        du.add_(lam * (1.0 - sst[t]) * nxt)
                     elif scalar:
                         du.add_(nxt, alpha=lam_f)
                     else:
                         du.add_(lam * nxt)
                 if t > 0 or u0 is not None:  # the terms through u[t−1], O[t−1] (the carried state at t = 0)
-                    u_prev, s_prev = (us[t - 1][sl], s_seq[t - 1][sl]) if t > 0 else (u0[sl], s0[sl])
+                    u_prev, s_prev = (ust[t - 1], sst[t - 1]) if t > 0 else (u0[sl], s0[sl])
                     if acc_r is not None:
                         acc_r[sl].addcmul_(du, s_prev)
                     if need_lam:
