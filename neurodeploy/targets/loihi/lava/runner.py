@@ -23,10 +23,8 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import importlib.util
-import json
 import os
 import sys
-import time
 import types
 import warnings
 from pathlib import Path

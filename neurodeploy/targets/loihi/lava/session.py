@@ -24,7 +24,6 @@ import threading
 import time
 from pathlib import Path
 
-from ....errors import SimulationError
 from .child import WATCH_ENV, _error, _tail, group_members, kill_group
 
 log = logging.getLogger(__name__)
