@@ -48,19 +48,11 @@ def main() -> None:
     import torch
 
     import neurodeploy.targets.loihi.emu as emu_mod
-    from bench_lava import _digits_nir
-    from neurodeploy.data import load_dataset
-    from neurodeploy.ir import read_nir
-    from neurodeploy.recipe import Recipe
+    from bench_lava import digits_workload
     from neurodeploy.targets import get_target
 
     torch.set_num_threads(args.threads)
-    nir_path = _digits_nir(args.nir, args.timesteps)
-    graph, meta = read_nir(nir_path)
-    meta.timesteps = args.timesteps
-    data = load_dataset(Recipe().data, 0)
-    reps = -(-args.samples // len(data.x_test))
-    x = torch.cat([data.x_test] * reps)[:args.samples]
+    nir_path, graph, meta, x, _ = digits_workload(args.nir, args.timesteps, args.samples)
     emu = get_target("loihi-emu")
     opts = {"input_spikes": args.mode, "seed": 0}
     dep = emu.compile(graph, meta, options=opts)

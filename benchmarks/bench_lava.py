@@ -55,6 +55,24 @@ def _digits_nir(path: str | None, timesteps: int) -> str:
     return str(cache)
 
 
+def digits_workload(nir: str | None, timesteps: int, samples: int):
+    """(NIR path, graph, metadata at ``timesteps``, ``samples`` test images, their labels as numpy):
+    the digits test set repeated as often as ``samples`` needs."""
+    import torch
+
+    from neurodeploy.data import load_dataset
+    from neurodeploy.ir import read_nir
+    from neurodeploy.recipe import Recipe
+
+    nir_path = _digits_nir(nir, timesteps)
+    graph, meta = read_nir(nir_path)
+    meta.timesteps = timesteps
+    data = load_dataset(Recipe().data, 0)
+    reps = -(-samples // len(data.x_test))
+    x = torch.cat([data.x_test] * reps)[:samples]
+    return nir_path, graph, meta, x, torch.cat([data.y_test] * reps)[:samples].numpy()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nir", default=None)
@@ -66,20 +84,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import numpy as np
-    import torch
 
-    from neurodeploy.data import load_dataset
-    from neurodeploy.ir import read_nir
-    from neurodeploy.recipe import Recipe
     from neurodeploy.targets import get_target
 
-    nir_path = _digits_nir(args.nir, args.timesteps)
-    graph, meta = read_nir(nir_path)
-    meta.timesteps = args.timesteps
-    data = load_dataset(Recipe().data, 0)
-    reps = -(-args.samples // len(data.x_test))
-    x = torch.cat([data.x_test] * reps)[:args.samples]
-    y = torch.cat([data.y_test] * reps)[:args.samples].numpy()
+    nir_path, graph, meta, x, y = digits_workload(args.nir, args.timesteps, args.samples)
 
     src = get_target("torch")
     so = src.run(src.compile(graph, meta), x)

@@ -6,7 +6,9 @@ site-packages); pytest runs with --import-mode=importlib.
 from __future__ import annotations
 
 import os
+import sys
 
+sys.path.insert(0, os.path.dirname(__file__))  # shared helpers (tiny_recipes.py); importlib mode adds no path
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # small nets: one thread per process (see Makefile)
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "matplotlib"))
 

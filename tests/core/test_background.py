@@ -9,23 +9,12 @@ import pytest
 from neurodeploy.run import prepare_run_dir
 from neurodeploy.stages import background
 from neurodeploy.stages.train import train_surrogate
+from tiny_recipes import tiny_recipe
 
-RECIPE = """
-name = "tiny-background"
-seed = 3
-timesteps = 4
-[data]
-name = "digits"
-test_fraction = 0.1
-[model]
-name = "digits_convnet"
-[train.ann]
-epochs = 1
-[train.snn]
-epochs = 1
+RECIPE = tiny_recipe("tiny-background", """
 [attack]
 blackbox = "seed"
-"""
+""", seed=3)
 
 
 @pytest.fixture

@@ -11,19 +11,9 @@ import pytest
 
 from neurodeploy.run import Run, run_lock
 from neurodeploy.stages import run_all
+from tiny_recipes import tiny_recipe
 
-RECIPE = """
-name = "tiny-concurrent"
-timesteps = 4
-[data]
-name = "digits"
-test_fraction = 0.1
-[model]
-name = "digits_convnet"
-[train.ann]
-epochs = 1
-[train.snn]
-epochs = 1
+RECIPE = tiny_recipe("tiny-concurrent", """
 [attack]
 sections = ["clean", "fgsm"]
 max_samples = 24
@@ -31,7 +21,7 @@ blackbox = "ann"
 [deploy]
 targets = ["torch"]
 max_samples = 24
-"""
+""")
 
 
 @pytest.fixture(scope="module")

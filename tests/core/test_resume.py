@@ -10,20 +10,9 @@ from neurodeploy.errors import SimulationError
 from neurodeploy.run import load_run
 from neurodeploy.stages import run_all
 from neurodeploy.targets.loihi.emu import LoihiEmuTarget
+from tiny_recipes import tiny_recipe
 
-RECIPE = """
-name = "tiny-resume"
-seed = 1
-timesteps = 4
-[data]
-name = "digits"
-test_fraction = 0.1
-[model]
-name = "digits_convnet"
-[train.ann]
-epochs = 1
-[train.snn]
-epochs = 1
+RECIPE = tiny_recipe("tiny-resume", """
 [attack]
 sections = ["clean", "fgsm"]
 max_samples = 32
@@ -31,7 +20,7 @@ blackbox = "ann"
 [deploy]
 targets = ["torch", "loihi-emu"]
 max_samples = 40
-"""
+""", seed=1)
 
 
 class Calls:

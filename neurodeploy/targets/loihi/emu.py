@@ -145,14 +145,24 @@ def emulate(program: LoihiProgram, spikes: torch.Tensor, raster: bool = False,
     return res
 
 
+def _empty_result() -> dict[str, Any]:
+    return {"spikes": {}, "maps": {}, "raster": {}, "active": {}, "over_2theta": {}}
+
+
+def _last_use(program: LoihiProgram) -> dict[str | None, int]:
+    """Each spike train's last consumer (layer index): a chain keeps one train, a DAG its shortcuts."""
+    last: dict[str | None, int] = {}
+    for i, layer in enumerate(program.layers):
+        for syn in layer.synapses():
+            last[syn.input_neuron] = i
+    return last
+
+
 def _emulate_fast(program: LoihiProgram, spikes: torch.Tensor, raster: bool, ws: dict[int, torch.Tensor]
                   ) -> dict[str, Any]:
     T, B = spikes.shape[:2]
-    res: dict[str, Any] = {"spikes": {}, "maps": {}, "raster": {}, "active": {}, "over_2theta": {}}
-    last_use: dict[str | None, int] = {}
-    for i, layer in enumerate(program.layers):
-        for syn in layer.synapses():
-            last_use[syn.input_neuron] = i
+    res: dict[str, Any] = _empty_result()
+    last_use = _last_use(program)
     inp = spikes.to(torch.float32)  # exact: input messages are integers < 2^16
     const = T > 1 and bool((inp == inp[:1]).all())
     trains: dict[str | None, torch.Tensor] = {None: inp}
@@ -210,12 +220,8 @@ def emulate_reference(program: LoihiProgram, spikes: torch.Tensor, raster: bool 
     'over_2theta': {multi-spike layer: [B] neuron-steps with v ≥ 2θ}}``.
     """
     T, B = spikes.shape[:2]
-    res: dict[str, Any] = {"spikes": {}, "maps": {}, "raster": {}, "active": {}, "over_2theta": {}}
-    # each layer's spike train, kept until its last consumer ran (a chain keeps one; a DAG its shortcuts)
-    last_use: dict[str | None, int] = {}
-    for i, layer in enumerate(program.layers):
-        for syn in layer.synapses():
-            last_use[syn.input_neuron] = i
+    res: dict[str, Any] = _empty_result()
+    last_use = _last_use(program)  # a layer's spike train is kept until its last consumer ran
     trains: dict[str | None, torch.Tensor] = {None: spikes.to(torch.float32)}  # exact: |partial sums| < 2^17
     for i, layer in enumerate(program.layers):
         a = None
