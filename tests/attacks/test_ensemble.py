@@ -292,7 +292,9 @@ def test_lanes_give_each_member_its_own_gradient(trained_snn, digits_data):
         torch.testing.assert_close(grad[rows], lg, rtol=1e-3, atol=1e-6 * float(lg.abs().max())), name
     sub = torch.arange(0, L * n, 5)
     est.select(sub)
-    torch.testing.assert_close(est.loss_and_gradient(xs[sub], ys[sub])[2], grad[sub], rtol=1e-4, atol=1e-9)
+    # a subset of rows is another batch size: the GEMMs may sum in another order (float rounding only)
+    torch.testing.assert_close(est.loss_and_gradient(xs[sub], ys[sub])[2], grad[sub], rtol=1e-4,
+                               atol=1e-6 * float(grad[sub].abs().max()))
 
 
 def test_lane_group_breaks_what_each_member_alone_breaks(trained_snn, digits_data):
