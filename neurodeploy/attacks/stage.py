@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 #: Top-level keys of the robustness section a target name may not take.
 RESERVED = frozenset({"source", "sweeps", "ensemble", "event_budget", "checklist", "sparsity", "theory", "pooling",
-                      "seconds"})
+                      "seconds", "section_seconds"})
 
 
 def target_query_fn(target: object, deployment: object, batch_size: int = 256) -> QueryFn:
@@ -94,7 +94,8 @@ def ann_section(ctx: AttackContext) -> dict:
 
 def robustness_report(inputs: AttackInputs, cfg: AttackConfig, *, progress: bool = False) -> dict[str, Any]:
     """Attack the source model (and each target) and return the report's ``robustness`` section:
-    the fragments of the sections ``cfg.sections`` built in order, plus ``seconds``.
+    the fragments of the sections ``cfg.sections`` built in order, plus ``seconds`` and
+    ``section_seconds`` (each section's wall time).
 
     Target names must not clash with the section's own keys (``source``, ``sweeps``, ...).
     """
@@ -106,9 +107,12 @@ def robustness_report(inputs: AttackInputs, cfg: AttackConfig, *, progress: bool
     ctx = AttackContext(inputs, cfg)
     ctx.report["source"] = {}
     bar = tqdm(cfg.sections, desc="attacks", disable=not progress, leave=False)
+    spent: dict[str, float] = {}
     for name in bar:
         bar.set_postfix_str(name)
+        t_section = time.perf_counter()
         ctx.merge(SECTIONS.get(name).build(ctx))
+        spent[name] = round(time.perf_counter() - t_section, 2)
     bar.close()
     seconds = time.perf_counter() - t0
     s = ctx.report["source"]
@@ -116,6 +120,7 @@ def robustness_report(inputs: AttackInputs, cfg: AttackConfig, *, progress: bool
         f"{k} {s[k]['accuracy']:.3f}" for k in ("clean", "fgsm", "pgd") if isinstance(s.get(k), dict)),
         len(ctx.x), seconds)
     ctx.report["seconds"] = round(seconds, 2)
+    ctx.report["section_seconds"] = spent  # where the stage's time went (wall clock, section by section)
     return ctx.report
 
 

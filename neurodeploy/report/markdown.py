@@ -94,10 +94,10 @@ def _robustness(rob: dict[str, Any]) -> list[str]:
     if isinstance(ann, dict):
         rows.append(["ANN twin (white-box)", _acc(ann.get("clean")), _acc(ann.get("fgsm")), _acc(ann.get("pgd")),
                      None, None, None, None, None])
+    from ..attacks.stage import RESERVED  # the robustness section's own keys; every other key is a target
+
     for name, t in rob.items():
-        if name in ("source", "sweeps", "ensemble", "event_budget", "checklist", "sparsity", "theory", "pooling",
-                    "seconds") or \
-                not isinstance(t, dict):
+        if name in RESERVED or not isinstance(t, dict):
             continue
         rows.append([f"target {name} (transfer)", _acc(t.get("clean")), _acc(t.get("transfer_fgsm")),
                      _acc(t.get("transfer_pgd")), None, None, None, _acc(t.get("query")),

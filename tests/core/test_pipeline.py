@@ -58,6 +58,7 @@ def test_run_folder_contents_and_contract(tiny_run):
     assert rob["pgd"]["steps"] == 2 and 0.0 <= rob["pgd"]["accuracy"] <= rob["clean"]["accuracy"] + 1e-9
     md = (out / "report.md").read_text()
     assert "target: torch" in md and "Energy per sample" in md
+    assert "target torch (transfer)" in md and "section_seconds" not in md  # the section's own keys are no target
 
 
 def test_load_run_api(tiny_run):
