@@ -66,7 +66,11 @@ def _fixed_cost(d: dict) -> float:
 
 
 def _emu_over_lava(d: dict) -> float:
-    return _lava_rows(d, "loihi-emu")[0]["samples_per_s"] / _lava_best(d)["samples_per_s"]
+    """bench_emu's rate (1,440 samples, median of repeats) when it ran, else bench_lava's own emulator
+    row (the demo's test set once), over Lava's warm end-to-end rate from the same make bench run."""
+    emu = _load("emu")
+    rate = emu["rows"][0]["samples_per_s"] if emu else _lava_rows(d, "loihi-emu")[0]["samples_per_s"]
+    return rate / _lava_best(d)["samples_per_s"]
 
 
 GOALS = [
@@ -74,7 +78,7 @@ GOALS = [
          _timing("digits", "speedup_ours_vs_fastest_wall"), 1.5, True, "×"),
     Goal("training step, VGG5 3×32×32 (T 6, batch 32) vs fastest peer", "training",
          _timing("vgg5", "speedup_ours_vs_fastest_wall"), 1.5, True, "×"),
-    Goal("loihi-emu samples/s over Lava's, digits T 16 (identical spikes)", "lava", _emu_over_lava, 50, True, "×"),
+    Goal("loihi-emu samples/s (results/emu.json) over Lava's warm rate, digits T 16 (identical spikes)", "lava", _emu_over_lava, 50, True, "×"),
     Goal("Lava end to end, digits T 16, worker and network up (every run after a process's first)", "lava",
          lambda d: _lava_best(d)["samples_per_s"], 150, True, "samples/s"),
     Goal("Lava end to end, digits T 16, a process's first run (worker start, import, build included)", "lava",
