@@ -31,7 +31,7 @@ from torch import nn
 from ..attacks.base import InputDomain
 from ..attacks.estimators import SourceEstimator, accuracy
 from ..attacks.events import EventBudgetAttack
-from ..attacks.sections import subset, subset_index, target_accuracy
+from ..attacks.sections import subset, subset_index, target_accuracies, target_accuracy
 from ..recipe import AttackConfig
 
 #: Event budgets of the ε sweep (events per sample) and step counts of the K sweep.
@@ -73,8 +73,8 @@ def event_metrics(model: nn.Module, surrogate: nn.Module | None, x: torch.Tensor
     it = subset_index(len(xa), cfg.target_samples or None, seed)
     deployed: dict[str, dict[str, Any]] = {}
     for name, fn in targets.items():
-        deployed[name] = {"clean": target_accuracy(fn, xa[it], ya[it], bs), "fgsm": target_accuracy(fn, x_f[it], ya[it], bs),
-                          "pgd": target_accuracy(fn, x_p[it], ya[it], bs), "samples": len(it)}
+        clean, fgsm, pgd = target_accuracies(fn, [xa[it], x_f[it], x_p[it]], ya[it])  # one target run
+        deployed[name] = {"clean": clean, "fgsm": fgsm, "pgd": pgd, "samples": len(it)}
     if sweeps:  # on the first sweep_samples of the attacked samples; points equal to fgsm/pgd reuse their images
         i_s = subset_index(len(xa), cfg.sweep_samples or None, seed)
         xs, ys = xa[i_s], ya[i_s]
@@ -90,7 +90,7 @@ def event_metrics(model: nn.Module, surrogate: nn.Module | None, x: torch.Tensor
             xb = images(b, min(b, 16) or 1)
             metrics[f"eps={b:g}"] = accuracy(est, xb, ys, bs)
             for name, fn in targets.items():
-                deployed[name][f"eps={b:g}"] = target_accuracy(fn, xb[its], ys[its], bs)
+                deployed[name][f"eps={b:g}"] = target_accuracy(fn, xb[its], ys[its])
         for n in steps:
             metrics[f"k={n}"] = accuracy(est, images(k, n), ys, bs)
     return metrics, deployed

@@ -58,3 +58,21 @@ def test_event_metrics_keys_reuse_and_consistency(event_net):
     assert m["k=4"] == accuracy(est, budget_images(net, xs, ys, 16, 4, dom), ys)
     assert m["eps=4"] == accuracy(est, budget_images(net, xs, ys, 4, 4, dom), ys)
     assert dep == {}
+
+
+def test_event_metrics_on_a_target_equal_the_source_when_the_target_is_the_source(event_net):
+    """A deployed target that computes what the source computes gets the source's numbers, each of
+    clean/FGSM/PGD from ONE query of the target (a Lava target pays its worker per call)."""
+    r, data, net = event_net
+    cfg = dataclasses.replace(r.attack, max_samples=16, sweep_samples=8, target_samples=0)
+    calls = []
+
+    def target(z):
+        calls.append(len(z))
+        return net(z).detach().numpy()
+
+    m, dep = event_metrics(net, None, data.x_test, data.y_test, cfg, InputDomain.of(data), seed=0,
+                           targets={"same": target}, sweeps=True, budgets=(0, 4), steps=(1,))
+    assert {k: dep["same"][k] for k in ("clean", "fgsm", "pgd")} == {k: m[k] for k in ("clean", "fgsm", "pgd")}
+    assert dep["same"]["samples"] == 16 and dep["same"]["eps=4"] == m["eps=4"]
+    assert calls == [3 * 16, 8, 8]  # clean + FGSM + PGD together, then one call per budget
