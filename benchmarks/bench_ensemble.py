@@ -6,15 +6,19 @@ default; ``thorough``: 17 members, K = 100, Square 2000 queries) on the SNN of a
 wall-clock and this process's CPU time (one torch thread; on a shared machine the wall clock mostly
 measures the load), seconds per attacked sample, and per member the samples it attacked (the
 early exit skips those already broken), its breaks and its seconds; plus the protocol PGD-7 and
-worst-case robust accuracies. Writes ``benchmarks/results/ensemble_<preset>.json``.
+worst-case robust accuracies. ``--workers`` processes run the ensemble's chunks (default: the cores
+this process may use; the results do not depend on it); the CPU time then includes the children's.
+Writes ``benchmarks/results/ensemble_<preset>.json``.
 
-    .venv/bin/python benchmarks/bench_ensemble.py [--preset fast] [--run RUN_DIR] [--samples 0]
+    .venv/bin/python benchmarks/bench_ensemble.py [--preset fast] [--run RUN_DIR] [--samples 0] [--workers 0]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import time
 from pathlib import Path
 
@@ -44,6 +48,12 @@ def _model(run_dir: str | None):
     return snn.eval(), d.x_test, d.y_test, "digits convnet converted from an 8-epoch ANN"
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the ensemble's workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     from neurodeploy.attacks.ensemble import PRESETS, Settings, parse_members, run_ensemble
 
@@ -53,7 +63,11 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=0, help="first N test samples (0 = all)")
     ap.add_argument("--epsilon", type=float, default=8 / 255)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=0, help="processes for the chunks (0 = the usable cores)")
     args = ap.parse_args()
+    from neurodeploy.attacks.parallel import usable_cores
+
+    workers = args.workers or usable_cores()
     torch.set_num_threads(args.threads)
     model, x, y, what = _model(args.run)
     test_set = len(x)
@@ -61,12 +75,14 @@ def main() -> None:
         x, y = x[:args.samples], y[:args.samples]
     p = PRESETS[args.preset]
     s = Settings(args.epsilon, protocol_step=0.01, protocol_steps=7, steps=p["steps"], restarts=p["restarts"],
-                 query_budget=p["query_budget"])
-    t0, c0 = time.perf_counter(), time.process_time()
+                 query_budget=p["query_budget"], workers=workers)
+    load0 = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), _cpu()
     res = run_ensemble(model, x, y, parse_members(p["members"]), s)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
     out = {"benchmark": "ensemble", "preset": args.preset, "model": what, "samples": len(x), "test_set_samples": test_set,
-           "epsilon": args.epsilon, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+           "epsilon": args.epsilon, "workers": workers, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+           "load_1min_before": load0, "load_1min_after": os.getloadavg()[0],
            "cpu_s_per_sample": round(cpu / max(len(x), 1), 4),
            "protocol_pgd7_accuracy": res.accuracy_after("pgd7@train"), "worst_case_accuracy": res.robust_accuracy,
            "members": res.members, "torch_threads": args.threads, "python": platform.python_version(),

@@ -65,6 +65,11 @@ def _fixed_cost(d: dict) -> float:
     return _lava_best(d)["fixed_cost_s"]
 
 
+def _thorough_wall(d: dict) -> float | None:
+    """The wall clock of a run over the whole test set (a run on fewer samples gives no figure)."""
+    return d["wall_s"] if d.get("samples") == d.get("test_set_samples") else None
+
+
 def _emu_over_lava(d: dict) -> float:
     """bench_emu's rate (1,440 samples, median of repeats) when it ran, else bench_lava's own emulator
     row (the demo's test set once), over Lava's warm end-to-end rate from the same make bench run."""
@@ -87,9 +92,8 @@ GOALS = [
     Goal("Lava fixed cost (child start, import, build)", "lava", _fixed_cost, 5, False, "s"),
     Goal("PGD-7 wall time, ours over torchattacks (same images)", "pgd_peers",
          lambda d: d["ratio_ours_over_torchattacks"], 1.1, False, "×"),
-    Goal("thorough attack ensemble, demo model's whole test set, ε = 8/255 (CPU s per image on the first "
-         "images × test-set size)", "ensemble_thorough", lambda d: d["cpu_s_per_sample"] * d["test_set_samples"],
-         120, False, "s"),
+    Goal("thorough attack ensemble, demo model's whole test set, ε = 8/255, wall clock on the machine's cores",
+         "ensemble_thorough", _thorough_wall, 120, False, "s"),
     Goal("make demo after set-up", "demo", lambda d: d["wall_s"] if d.get("exit_code") == 0 else None, 120, False, "s"),
 ]
 

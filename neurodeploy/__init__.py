@@ -9,6 +9,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import NeurodeployError  # noqa: E402
+from .malloc import keep_freed_memory  # noqa: E402
+
+# freed tensor memory stays in the process for reuse (no page fault per fresh tensor; see
+# neurodeploy/malloc.py for the measured gain); NEURODEPLOY_MALLOC=default turns it off
+keep_freed_memory()
 
 
 def load_run(path):  # noqa: ANN001 - re-exported with its docstring below

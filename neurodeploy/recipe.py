@@ -139,6 +139,7 @@ class AttackConfig:
     ensemble_samples: int = 0  # samples the ensemble attacks (0 = all attacked samples)
     ensemble_steps: int = 0  # iterations of its PGD/APGD members (0 = the preset's)
     ensemble_query_budget: int = 0  # queries per sample of its Square member (0 = the preset's)
+    ensemble_workers: int = 0  # processes its chunks run in (0 = the cores this process may use; same results)
     event_budget: int = 0  # event data: events inserted/deleted per sample (L1) of section event_budget (0 = off)
 
 

@@ -97,6 +97,7 @@ RANGES: dict[str, Range] = {
     "attack.ensemble_samples": NON_NEGATIVE,
     "attack.ensemble_steps": NON_NEGATIVE,
     "attack.ensemble_query_budget": NON_NEGATIVE,
+    "attack.ensemble_workers": NON_NEGATIVE,
     "attack.event_budget": NON_NEGATIVE,
     "deploy.timeout_s": POSITIVE,
     "deploy.max_samples": NON_NEGATIVE,

@@ -31,6 +31,11 @@ attacks every still-unbroken sample in one batch, each leaving it when broken.
 Random starts are drawn for all N samples from a seed per member (its label) and restart and
 indexed by sample, so a sample's start depends neither on which others are still being attacked
 nor on the member's place in the list.
+
+Each member attacks the samples still unbroken in fixed chunks (``batch_size`` rows; Square
+``SQUARE_CHUNK`` samples), every chunk from its own inputs and seeds (a stochastic coding's
+generator re-seeded per chunk), so ``Settings.workers`` processes (:mod:`.parallel`) give the same
+images and verdicts as one.
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ from .base import IMAGE, Attack, InputDomain
 from .estimators import SourceEstimator, predict_batched
 from .gradients import applicable, gradient_variant
 from .lanes import LaneEstimator, lane_support
+from .parallel import map_chunks
 from .pgd import PGD
 from .square import SquareAttack
 
@@ -54,6 +60,7 @@ log = logging.getLogger(__name__)
 
 ATTACK_KINDS = ("pgd7", "pgd", "apgd-ce", "apgd-dlr", "square", "flip")
 ESTIMATOR_FREE = ("square",)  # query-only: no gradient estimator
+SQUARE_CHUNK = 96  # samples per Square chunk (its forward passes are this wide)
 
 #: Presets: members (``attack@estimator``), iterations, PGD restarts, Square budget, EOT draws
 #: (0: the recipe's). ``fast`` keeps the demo within its time; ``thorough`` is for real evaluations.
@@ -119,6 +126,7 @@ class Settings:
     seed: int = 0
     batch_size: int = 256
     domain: InputDomain = IMAGE
+    workers: int = 1  # processes the chunks run in (the results do not depend on it: see the module)
 
 
 @dataclass
@@ -192,6 +200,15 @@ def _member_images(m: Member, est: object, x: torch.Tensor, y: torch.Tensor, s: 
     raise AttackError(f"no batch runner for {m.attack!r}")
 
 
+def _reseed(estimators: tuple, seed: int, chunk: int) -> None:
+    """A stochastic coding's generators re-seeded for chunk ``chunk`` (its draws do not depend on the
+    chunks before it, nor on the process it runs in); nothing for a deterministic coding."""
+    for est in estimators:
+        gen = getattr(est, "_generator", None)
+        if gen is not None:
+            gen.manual_seed(seed * 1_000_003 + 7919 * chunk + 1)
+
+
 def _starts(shape: tuple[int, ...], n: int, seed: int) -> list[torch.Tensor]:
     """``n`` random starts in [−1, 1]ⁿ for every sample (APGD's t/‖t‖∞ is applied by scaling the first)."""
     out = []
@@ -247,15 +264,22 @@ def _run_lanes(model: torch.nn.Module, group: list[Member], x: torch.Tensor, y: 
     base = SourceEstimator(model, n_classes, eot_samples=eot, seed=s.seed)
     credit = [0] * L
     per = max(1, s.batch_size // L)  # samples per chunk: about batch_size rows of all lanes
-    for i in range(0, len(act), per):
-        b = act[i:i + per]
+    chunks = [act[i:i + per] for i in range(0, len(act), per)]
+
+    def chunk(ci: int) -> tuple:
+        b = chunks[ci]
         n = len(b)
+        _reseed((est, base), s.seed, ci)
         xs, ys = x[b].repeat(L, *([1] * (x.dim() - 1))), y[b].repeat(L)
         x0 = torch.cat([x[b] + s.epsilon * t[b] for t in starts])
         est.assign(torch.arange(L).repeat_interleave(n))
         xr = apgd.run_from(est, xs, ys, x0, groups=torch.arange(n).repeat(L), on_rows=est.select).detach()
         xr = finisher.finish(xr, xs)
         wrong = (predict_batched(base, xr, s.batch_size).argmax(1).cpu() != ys).view(L, n)
+        return xr.numpy(), wrong.numpy()
+
+    for b, (xr_np, wrong_np) in zip(chunks, map_chunks(chunk, len(chunks), s.workers)):
+        n, xr, wrong = len(b), torch.from_numpy(xr_np), torch.from_numpy(wrong_np)
         first = torch.where(wrong.any(0), wrong.float().argmax(0), torch.full((n,), -1))
         for j, lane in enumerate(first.tolist()):
             k = int(b[j])
@@ -285,7 +309,7 @@ def run_ensemble(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, membe
     x_worst = x.clone()
     stats: dict[str, dict] = {}
     finisher = _with_domain(PGD(s.epsilon), s.domain)
-    for group in _groups(model, members, s):
+    for gi, group in enumerate(_groups(model, members, s)):
         if len(group) > 1:
             _run_lanes(model, group, x, y, s, broken, broken_by, x_worst, stats, n_classes, eot_samples)
             continue
@@ -303,19 +327,30 @@ def run_ensemble(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, membe
             if s.query_budget <= 0:
                 stats[m.label] = {"skipped": "query budget 0"}
                 continue
-            # one batch of every sample still unbroken (a sample leaves it when broken: Square's early exit)
-            sq = _with_domain(SquareAttack(s.epsilon, s.query_budget, seed=s.seed, batch_size=max(len(act), 1)),
-                              s.domain)
-            x_m = sq.run(base, x[act], y[act]).x_adv
+            # chunks of the samples still unbroken (a sample leaves its chunk when broken: the early exit)
+            sq = _with_domain(SquareAttack(s.epsilon, s.query_budget, seed=s.seed), s.domain)
+            chunks = [act[i:i + SQUARE_CHUNK] for i in range(0, len(act), SQUARE_CHUNK)]
+
+            def square_chunk(ci: int, chunks=chunks, sq=sq) -> object:
+                _reseed((base,), s.seed, ci)
+                gen = torch.Generator().manual_seed(s.seed * 1_000_003 + ci)
+                return sq._attack_batch(base, x[chunks[ci]], y[chunks[ci]], gen)[0].numpy()
+
+            x_m = torch.cat([torch.from_numpy(a) for a in map_chunks(square_chunk, len(chunks), s.workers)])
         else:
             est = _estimator(model, m, n_classes, eot_samples, s.seed)
             starts = _starts(tuple(x.shape), max(s.restarts, 1), s.seed + zlib.crc32(m.label.encode()) % 100_003)
-            parts = []
-            for i in range(0, len(act), s.batch_size):
-                b = act[i:i + s.batch_size]
-                parts.append(_member_images(m, est, x[b], y[b], s, [t[b] for t in starts]).detach())
+            chunks = [act[i:i + s.batch_size] for i in range(0, len(act), s.batch_size)]
+
+            def member_chunk(ci: int, chunks=chunks, est=est, starts=starts, m=m) -> object:
+                b = chunks[ci]
+                _reseed((est,), s.seed, ci)
+                return _member_images(m, est, x[b], y[b], s, [t[b] for t in starts]).detach().numpy()
+
+            parts = [torch.from_numpy(a) for a in map_chunks(member_chunk, len(chunks), s.workers)]
             x_m = torch.cat(parts) if parts else x[act]
         x_m = finisher.finish(x_m, x[act]) if len(act) else x_m
+        _reseed((base,), s.seed, 100_000 + gi)  # the verdict's draws, whatever ran in which process
         now = (predict_batched(base, x_m, s.batch_size).argmax(1).cpu() != y[act]) if len(act) else \
             torch.zeros(0, dtype=torch.bool)
         idx = act[now]

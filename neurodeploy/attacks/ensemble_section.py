@@ -19,6 +19,7 @@ import torch
 from .base import InputDomain
 from .ensemble import PRESETS, EnsembleResult, Settings, parse_members, run_ensemble, transfer_worst_case
 from .estimators import STOCHASTIC_ENCODINGS, TargetEstimator
+from .parallel import usable_cores
 from .pgd import source_pgd
 from .sections import AttackContext, register_section, subset_index
 from .square import SquareAttack
@@ -33,7 +34,7 @@ def ensemble_settings(ctx: AttackContext) -> tuple[list, Settings, int | None]:
     members = parse_members(list(c.ensemble) or p["members"])
     s = Settings(c.epsilon, protocol_step=c.step_size, protocol_steps=c.steps, steps=c.ensemble_steps or p["steps"],
                  restarts=p["restarts"], query_budget=c.ensemble_query_budget or p["query_budget"], seed=ctx.seed,
-                 batch_size=ctx.batch_size, domain=ctx.domain)
+                 batch_size=ctx.batch_size, domain=ctx.domain, workers=c.ensemble_workers or usable_cores())
     stochastic = getattr(ctx.inputs.model, "encoding", "direct") in STOCHASTIC_ENCODINGS
     eot = c.eot_samples or (p["eot"] if stochastic else 0) or None  # EOT draws only for a random coding
     return members, s, eot

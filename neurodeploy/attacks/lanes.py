@@ -99,25 +99,35 @@ class _LaneNeuron(torch.autograd.Function):
     def backward(ctx, g_out):  # type: ignore[override]
         x, u_seq, s_seq, th, lam = ctx.saved_tensors
         T, zero = u_seq.shape[0], ctx.zero_reset
-        gx = torch.empty_like(u_seq)
+        # σ'_l(u/v_th − 1)/v_th for every step of each lane's rows at once (the derivatives act per
+        # element, the adaptive one per (step, sample): the steps are folded into its sample axis);
+        # then the reverse recurrence once over all rows (a BPTR lane's rows are overwritten after)
+        sig = torch.empty_like(u_seq)
+        rates = []
         for a, b, kind in ctx.lanes:
-            g, u, s = g_out[:, a:b], u_seq[:, a:b], s_seq[:, a:b]
             if kind == "bptr":
-                r = x[:, a:b].mean(0) / th
-                pas = ((r > 0) & (r < 1)).to(g.dtype) / (T * th)  # torch.clamp's backward: 0 at the bounds
-                gx[:, a:b] = (g.sum(0) * pas).unsqueeze(0)
+                rates.append((a, b))
+                sig[:, a:b] = 0.0
                 continue
-            nxt = None
-            for t in range(T - 1, -1, -1):
-                if nxt is None:
-                    d_o = g[t]
-                else:
-                    d_o = g[t] - lam * u[t] * nxt if zero else g[t] - th * nxt
-                du = d_o * kind(u[t] / th - 1.0) / th
-                if nxt is not None:
-                    du = du + (lam * (1.0 - s[t]) * nxt if zero else lam * nxt)
-                gx[t, a:b] = du
-                nxt = du
+            u = u_seq[:, a:b]
+            z = (u / th - 1.0).reshape(T * (b - a), *u.shape[2:])
+            sig[:, a:b] = kind(z).view(u.shape)
+        gx = torch.empty_like(u_seq)
+        nxt = None
+        for t in range(T - 1, -1, -1):
+            if nxt is None:
+                d_o = g_out[t]
+            else:
+                d_o = g_out[t] - lam * u_seq[t] * nxt if zero else g_out[t] - th * nxt
+            du = d_o * sig[t] / th
+            if nxt is not None:
+                du = du + (lam * (1.0 - s_seq[t]) * nxt if zero else lam * nxt)
+            gx[t] = du
+            nxt = du
+        for a, b in rates:
+            r = x[:, a:b].mean(0) / th
+            pas = ((r > 0) & (r < 1)).to(g_out.dtype) / (T * th)  # torch.clamp's backward: 0 at the bounds
+            gx[:, a:b] = (g_out[:, a:b].sum(0) * pas).unsqueeze(0)
         return gx, None, None, None, None
 
 

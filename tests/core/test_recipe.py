@@ -85,7 +85,7 @@ BAD_VALUES = [
     ("attack", "query_samples", -1), ("attack", "query_budget", -10), ("attack", "target_samples", -1),
     ("attack", "random_samples", -1), ("attack", "sparsity_samples", -1), ("attack", "eot_samples", -1),
     ("attack", "batch_size", 0), ("attack", "ensemble_samples", -1), ("attack", "ensemble_steps", -1),
-    ("attack", "ensemble_query_budget", -1), ("attack", "event_budget", -3),
+    ("attack", "ensemble_query_budget", -1), ("attack", "ensemble_workers", -2), ("attack", "event_budget", -3),
     ("deploy", "timeout_s", 0.0), ("deploy", "timeout_s", float("inf")), ("deploy", "max_samples", -1),
     ("deploy", "finetune_epochs", -1), ("deploy", "finetune_lr", float("nan")),
 ]
