@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     import torchattacks
 
     from neurodeploy.attacks.ensemble import PRESETS, Settings, parse_members, run_ensemble
+    from neurodeploy.attacks.parallel import cpu_seconds, usable_cores
     from neurodeploy.run import load_run
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -82,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         if a.reference_only:
             continue
         s = Settings(eps, protocol_step=run.recipe.attack.step_size, protocol_steps=run.recipe.attack.steps,
-                     steps=p["steps"], restarts=p["restarts"], query_budget=p["query_budget"], seed=run.recipe.seed)
-        t0 = time.process_time()
+                     steps=p["steps"], restarts=p["restarts"], query_budget=p["query_budget"], seed=run.recipe.seed,
+                     workers=usable_cores())
+        t0, w0 = cpu_seconds(), time.perf_counter()
         ours = run_ensemble(model, x, y, parse_members(p["members"]), s)
-        t_ours = time.process_time() - t0
+        t_ours, w_ours = cpu_seconds() - t0, time.perf_counter() - w0
         ref, t_ref = cache[key], cache[key]["cpu_s"]
         union = ref["ce"] | ref["dlr"]
         ours_b = ours.broken
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                "samples_only_ensemble_broke": int((ours_b & ~union).sum()),
                "ours_at_least_as_strong": int(ours_b.sum()) >= int(union.sum()),  # counts: no float rounding
                "breaks_by_member": ours.breaks(), "cpu_s_ensemble": round(t_ours, 2),
+               "wall_s_ensemble": round(w_ours, 2), "workers": s.workers,
                "cpu_s_torchattacks": round(t_ref, 2)}
         rows.append(row)
         print(f"eps {eps:.4f}: PGD-7 {row['protocol_pgd7']:.4f}  ensemble {row['ensemble_worst_case']:.4f}  "

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import time
 from pathlib import Path
 
@@ -48,12 +47,6 @@ def _model(run_dir: str | None):
     return snn.eval(), d.x_test, d.y_test, "digits convnet converted from an 8-epoch ANN"
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and of its finished children (the ensemble's workers)."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 def main() -> None:
     from neurodeploy.attacks.ensemble import PRESETS, Settings, parse_members, run_ensemble
 
@@ -65,7 +58,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workers", type=int, default=0, help="processes for the chunks (0 = the usable cores)")
     args = ap.parse_args()
-    from neurodeploy.attacks.parallel import usable_cores
+    from neurodeploy.attacks.parallel import cpu_seconds, usable_cores
 
     workers = args.workers or usable_cores()
     torch.set_num_threads(args.threads)
@@ -77,9 +70,9 @@ def main() -> None:
     s = Settings(args.epsilon, protocol_step=0.01, protocol_steps=7, steps=p["steps"], restarts=p["restarts"],
                  query_budget=p["query_budget"], workers=workers)
     load0 = os.getloadavg()[0]
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     res = run_ensemble(model, x, y, parse_members(p["members"]), s)
-    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     out = {"benchmark": "ensemble", "preset": args.preset, "model": what, "samples": len(x), "test_set_samples": test_set,
            "epsilon": args.epsilon, "workers": workers, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
            "load_1min_before": load0, "load_1min_after": os.getloadavg()[0],

@@ -113,8 +113,21 @@ class _LaneNeuron(torch.autograd.Function):
             z = (u / th - 1.0).reshape(T * (b - a), *u.shape[2:])
             sig[:, a:b] = kind(z).view(u.shape)
         gx = torch.empty_like(u_seq)
-        nxt = None
-        for t in range(T - 1, -1, -1):
+        if not _c_recurrence(g_out, u_seq, s_seq, sig, gx, th, lam, zero):
+            _recurrence(g_out, u_seq, s_seq, sig, gx, th, lam, zero)
+        for a, b in rates:
+            r = x[:, a:b].mean(0) / th
+            pas = ((r > 0) & (r < 1)).to(g_out.dtype) / (T * th)  # torch.clamp's backward: 0 at the bounds
+            gx[:, a:b] = (g_out[:, a:b].sum(0) * pas).unsqueeze(0)
+        return gx, None, None, None, None
+
+
+def _recurrence(g_out: torch.Tensor, u_seq: torch.Tensor, s_seq: torch.Tensor, sig: torch.Tensor, gx: torch.Tensor,
+                th: torch.Tensor, lam: torch.Tensor, zero: bool) -> None:
+    """The reverse recurrence of the module docstring into ``gx``, step by step over all rows."""
+    T = u_seq.shape[0]
+    nxt = None
+    for t in range(T - 1, -1, -1):
             if nxt is None:
                 d_o = g_out[t]
             else:
@@ -124,11 +137,66 @@ class _LaneNeuron(torch.autograd.Function):
                 du = du + (lam * (1.0 - s_seq[t]) * nxt if zero else lam * nxt)
             gx[t] = du
             nxt = du
-        for a, b in rates:
-            r = x[:, a:b].mean(0) / th
-            pas = ((r > 0) & (r < 1)).to(g_out.dtype) / (T * th)  # torch.clamp's backward: 0 at the bounds
-            gx[:, a:b] = (g_out[:, a:b].sum(0) * pas).unsqueeze(0)
-        return gx, None, None, None, None
+
+
+# The same recurrence in one pass over memory per step (C, float32, the operations of _recurrence in its
+# order: built with -ffp-contract=off, so every product and sum rounds as torch's do; tests compare them)
+_SRC = r"""
+#include <stdint.h>
+void lane_bwd(const float *g, const float *u, const float *s, const float *sig, float *gx,
+              int64_t T, int64_t N, float th, float lam, int zero) {
+    const float *gt = g + (T - 1) * N, *qt = sig + (T - 1) * N;
+    float *ot = gx + (T - 1) * N;
+    for (int64_t j = 0; j < N; j++) ot[j] = (gt[j] * qt[j]) / th;
+    for (int64_t t = T - 2; t >= 0; t--) {
+        const float *gt = g + t * N, *qt = sig + t * N, *ut = u + t * N, *st = s + t * N;
+        const float *nx = gx + (t + 1) * N;
+        float *ot = gx + t * N;
+        if (zero) {
+            for (int64_t j = 0; j < N; j++) {
+                float d_o = gt[j] - (lam * ut[j]) * nx[j];
+                ot[j] = (d_o * qt[j]) / th + (lam * (1.0f - st[j])) * nx[j];
+            }
+        } else {
+            for (int64_t j = 0; j < N; j++) {
+                float d_o = gt[j] - th * nx[j];
+                ot[j] = (d_o * qt[j]) / th + lam * nx[j];
+            }
+        }
+    }
+}
+"""
+_lib = None  # None: not tried; False: not available
+
+
+def _declare(lib) -> None:
+    import ctypes
+
+    p, i64, f = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+    lib.lane_bwd.argtypes = [p, p, p, p, p, i64, i64, f, f, ctypes.c_int]
+    lib.lane_bwd.restype = None
+
+
+def _c_recurrence(g_out: torch.Tensor, u_seq: torch.Tensor, s_seq: torch.Tensor, sig: torch.Tensor, gx: torch.Tensor,
+                  th: torch.Tensor, lam: torch.Tensor, zero: bool) -> bool:
+    """:func:`_recurrence` by the C kernel; False (nothing done) when it cannot run here: a threshold or
+    leak per neuron, another dtype or device, no compiler (:mod:`neurodeploy.ckernel`)."""
+    global _lib
+    if th.numel() != 1 or lam.numel() != 1 or g_out.dtype != torch.float32 or g_out.device.type != "cpu":
+        return False
+    if _lib is None:
+        from ..ckernel import load
+
+        _lib = load("lanes", _SRC, _declare, "the torch recurrence") or False
+    if _lib is False:
+        return False
+    g = g_out.contiguous()
+    tensors = [g, u_seq, s_seq, sig, gx]
+    if not all(t.is_contiguous() and t.dtype == torch.float32 for t in tensors):
+        return False
+    T = u_seq.shape[0]
+    _lib.lane_bwd(*(t.data_ptr() for t in tensors), T, u_seq[0].numel(), float(th), float(lam), int(zero))
+    return True
 
 
 class Lanes:

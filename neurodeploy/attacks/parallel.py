@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import multiprocessing as mp
 import os
+import resource
 import signal
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -35,6 +36,12 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the workers, once their pool closed)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _init() -> None:
@@ -70,4 +77,4 @@ def map_chunks(fn: Callable[[int], Any], n: int, workers: int = 1) -> list[Any]:
         _JOB = None
 
 
-__all__ = ["map_chunks", "usable_cores"]
+__all__ = ["cpu_seconds", "map_chunks", "usable_cores"]

@@ -17,17 +17,12 @@ the decay product uses the exact split in ``dec`` (no 64-bit multiply, so it vec
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
-import os
-import platform
-import subprocess
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from ...ckernel import load
 from .program import DECAY_UNITY, LoihiLayer
 
 log = logging.getLogger(__name__)
@@ -96,40 +91,15 @@ void cuba(const float *a, const int32_t *bias, int64_t T, int64_t B, int64_t n, 
 _lib: ctypes.CDLL | None | bool = None  # None: not tried yet; False: not available
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "neurodeploy" / "kernels"
-
-
-def _build() -> ctypes.CDLL | bool:
-    """Compile the kernel once (keyed by source, machine and compiler) into the user's cache; False if impossible."""
-    if os.environ.get("NEURODEPLOY_NO_C_KERNEL"):
-        return False
-    cc = os.environ.get("CC", "cc")
-    try:
-        cpu = Path("/proc/cpuinfo").read_text().split("flags", 1)[-1].split("\n", 1)[0] \
-            if Path("/proc/cpuinfo").exists() else ""
-        key = hashlib.sha256((_SRC + platform.machine() + cpu + cc).encode()).hexdigest()[:16]
-        d = _cache_dir()
-        so = d / f"cuba_{key}.so"
-        if not so.exists():
-            d.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=d) as tmp:
-                src = Path(tmp) / "cuba.c"
-                src.write_text(_SRC)
-                out = Path(tmp) / "cuba.so"
-                subprocess.run([cc, "-O3", "-march=native", "-shared", "-fPIC", str(src), "-o", str(out)],
-                               check=True, capture_output=True, timeout=120)
-                os.replace(out, so)  # atomic: a concurrent build writes the same bytes
-            log.info("loihi-emu: built the fused CUBA kernel %s", so)
-        lib = ctypes.CDLL(str(so))
-    except (OSError, subprocess.SubprocessError) as e:
-        log.info("loihi-emu: no fused C kernel (%s); the torch kernels run", str(e).splitlines()[0] if str(e) else e)
-        return False
+def _declare(lib: ctypes.CDLL) -> None:
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.cuba.argtypes = [p, p, i64, i64, i64, ctypes.c_int32, ctypes.c_int32, ctypes.c_int32, p, p, p]
     lib.cuba.restype = None
-    return lib
+
+
+def _build() -> ctypes.CDLL | bool:
+    """The kernel, compiled once into the user's cache (:mod:`neurodeploy.ckernel`); False if impossible."""
+    return load("cuba", _SRC, _declare, "loihi-emu's torch kernels") or False
 
 
 def available() -> bool:
