@@ -32,11 +32,16 @@ from scipy import sparse
 
 
 def _weights(data: Any, i: int, k: int, copies: int) -> sparse.csr_matrix:
-    """B copies of one synapse's CSR weights on the block diagonal (int32)."""
+    """B copies of one synapse's CSR weights on the block diagonal (int32; B = 1: the one copy)."""
     p = f"w{i}_{k}_"
     one = sparse.csr_matrix((data[p + "data"].astype(np.int32), data[p + "indices"], data[p + "indptr"]),
                             shape=tuple(int(v) for v in data[p + "shape"]))
-    return sparse.block_diag([one] * copies, format="csr", dtype=np.int32)
+    return one if copies == 1 else sparse.block_diag([one] * copies, format="csr", dtype=np.int32)
+
+
+def batchable(job: dict) -> bool:
+    """The graph can be built ``batched``: no synapse with a delay (``DelaySparse`` is 1-D only)."""
+    return all(int(syn["delay"]) == 0 for spec in job["graph"]["layers"] for syn in spec["synapses"])
 
 
 def _synapse(w: sparse.csr_matrix, delay: int, bits: int) -> Any:
@@ -51,31 +56,55 @@ def _synapse(w: sparse.csr_matrix, delay: int, bits: int) -> Any:
                        num_weight_bits=8)
 
 
-def build(job: dict, data: Any, ctrl_dir: str, probe_cls: type, source_cls: type) -> tuple[Any, list]:
+def build(job: dict, data: Any, ctrl_dir: str, probe_cls: type, source_cls: type,
+          batched: bool = False) -> tuple[Any, list]:
     """The process graph of ``job`` (B = ``job["copies"]``); returns (the spike source, the probes).
 
     The input and the chunk count come per run through ``ctrl_dir`` (:mod:`.procs.probes`), so the
-    graph is built once and run for many segments (:mod:`.worker`)."""
+    graph is built once and run for many segments (:mod:`.worker`).
+
+    ``batched`` (:func:`batchable` graphs): every process gets the shape ``(n, B)`` — the B copies
+    along a trailing axis instead of block-diagonal — and every synapse is a
+    :class:`.procs.batched.BatchedSparse` holding one copy of the weights (Lava's sparse model then
+    computes W·S for all B samples in one product); binary spikes are declared 1-bit messages there
+    (same values, the product branch). ``job["chain"]``: the probes are those of the netx chain
+    (``job["layers"]``: ``per_neuron`` as asked, synops from ``fanout_<i>``) instead of the DAG's
+    per-neuron counts."""
     from lava.proc.lif.process import LIFReset
 
     B, T = job["copies"], job["T"]
+    chain = bool(job.get("chain"))
     n_in = int(job["n_in"]) * B
-    src = source_cls(n_in, ctrl_dir)
+    src = source_cls(n_in, ctrl_dir, copies=B) if batched else source_cls(n_in, ctrl_dir)
     neurons, probes = [], []
     for i, spec in enumerate(job["graph"]["layers"]):
         n = int(spec["n"]) * B
+        shape = (int(spec["n"]), B) if batched else (n,)
         bias = np.tile(data[f"bias{i}"].astype(np.int32), B) if spec["bias"] else np.zeros(n, np.int32)
-        lif = LIFReset(shape=(n,), du=int(spec["du"]), dv=int(spec["dv"]), vth=int(spec["vth"]), bias_mant=bias,
+        if batched:
+            bias = np.ascontiguousarray(bias.reshape(B, -1).T)  # column b = copy b
+        lif = LIFReset(shape=shape, du=int(spec["du"]), dv=int(spec["dv"]), vth=int(spec["vth"]), bias_mant=bias,
                        bias_exp=6, reset_interval=T, reset_offset=2 + int(spec["depth"]))
         common = dict(copies=B, first=2 + int(spec["depth"]), period=T, ctrl_dir=ctrl_dir, index=i,
-                      fault=job["fault"] if i == 0 else "", heartbeat=i == 0)
-        if spec["readout"]:
-            probe = probe_cls(shape=(n,), mode="current", **common)
+                      fault=job["fault"] if i == 0 else "", heartbeat=i == 0, batched=batched)
+        if chain:
+            fan = data[f"fanout_{i + 1}"] if f"fanout_{i + 1}" in data else None
+            extra = dict(fanout=fan, per_neuron=bool(job["layers"][i].get("per_neuron")))
         else:
-            probe = probe_cls(shape=(n,), mode="spikes", per_neuron=True, **common)
+            extra = dict(per_neuron=True)
+        if spec["readout"]:
+            probe = probe_cls(shape=shape, mode="current", **common)
+        else:
+            probe = probe_cls(shape=shape, mode="spikes", **extra, **common)
             lif.s_out.connect(probe.a_in)
         for k, syn in enumerate(spec["synapses"]):
-            conn = _synapse(_weights(data, i, k, B), int(syn["delay"]), int(syn["bits"]))
+            if batched:
+                from neurodeploy.targets.loihi.lava.procs.batched import BatchedSparse
+
+                conn = BatchedSparse(weights=_weights(data, i, k, 1), copies=B, num_message_bits=max(1, int(syn["bits"])),
+                                     weight_exp=0, num_weight_bits=8)
+            else:
+                conn = _synapse(_weights(data, i, k, B), int(syn["delay"]), int(syn["bits"]))
             pre = src.s_out if syn["source"] < 0 else neurons[syn["source"]].s_out
             pre.connect(conn.s_in)
             conn.a_out.connect(lif.a_in)  # several connections into one a_in are summed (the ADD)

@@ -144,7 +144,8 @@ class LavaTarget(Target):
             per_run = min(per_run, opts.copies)  # one sample per copy: no carry-over through dense_rec (compile log)
         res: dict[str, list] = {"counts": [], "synops": [], "logits": [], "raster": []}
         timing = {"build_s": 0.0, "run_s": 0.0, "wall_s": 0.0, "steps": 0, "lava_steps": 0, "prepare_s": 0.0,
-                  "child_start_s": 0.0, "import_s": 0.0, "netx_s": 0.0, "builds": 0, "workers_started": 0}
+                  "child_start_s": 0.0, "import_s": 0.0, "netx_s": 0.0, "builds": 0, "workers_started": 0,
+                  "batched": 0}
         stats = EventStats()
         B = max(1, min(opts.copies, n))  # every chunk at this width (a short last chunk pads: no second build)
         for i in tqdm(range(0, n, per_run), desc="lava", disable=not progress, leave=False):
@@ -204,8 +205,13 @@ class LavaTarget(Target):
             fast = opts.fast_synapses and opts.sparse_reader
             tile = opts.sparse_reader and not program.is_dag  # the worker tiles a one-copy netx file B times
             recurrent = any(layer.recurrent is not None for layer in program.layers)
-            key = f"{_program_digest(program)}:B{B}:m{int(fast)}:t{int(tile)}:r{int(opts.sparse_reader)}:f{opts.fault}"
+            # B copies along a trailing axis of every process, one copy of the weights per synapse
+            # (.procs.batched); a recurrent program keeps netx's dense_rec
+            batched = opts.batched and not recurrent
+            key = (f"{_program_digest(program)}:B{B}:m{int(fast)}:t{int(tile)}:r{int(opts.sparse_reader)}"
+                   f":b{int(batched)}:f{opts.fault}")
             job = {"key": key, "fresh": recurrent, "netx": str(job_dir / "model.net"), "T": T, "copies": B,
+                   "batched": batched, "chain": not program.is_dag,
                    "chunks": K, "steps": steps, "n_in": n_in, "tile": tile,
                    "input_message_bits": program.input_message_bits, "raster_chunks": raster_chunks,
                    "fault": opts.fault,
@@ -214,8 +220,8 @@ class LavaTarget(Target):
                                "per_neuron": (program.readout == "count" and j == L - 1) or layer.recurrent is not None}
                               for j, layer in enumerate(program.layers)]}
             if recurrent or worker.current_key != key:  # the worker builds: write what it reads
-                if program.is_dag:
-                    graph, arrays = graph_job(program, message_bits=1 if fast else 0)
+                if program.is_dag or batched:  # a Lava process graph built by graph_builder
+                    graph, arrays = graph_job(program, message_bits=1 if fast or batched else 0)
                     job["graph"] = graph
                 else:
                     write_netx(program, job_dir / "model.net", copies=1 if tile else B, message_bits=1 if fast else 0)
@@ -245,6 +251,7 @@ class LavaTarget(Target):
                              "steps": steps, "lava_steps": result["lava_steps"], "prepare_s": t_prep,
                              "child_start_s": waited, "import_s": ready if first_job else 0.0,
                              "netx_s": result["netx_s"], "builds": int(result["built"]),
+                             "batched": int(bool(result.get("batched"))),
                              "workers_started": int(started or first_job)}
             return out
         finally:

@@ -45,9 +45,10 @@ def read_segment(ctrl_dir: str, tau: int) -> dict:
 class SpikeSource(AbstractProcess):
     """Sends the current segment's input column τ − t0 at global step τ (int32, ``n`` values)."""
 
-    def __init__(self, n: int, ctrl_dir: str) -> None:
-        super().__init__(shape=(n,), n=n, ctrl_dir=ctrl_dir)
-        self.s_out = OutPort(shape=(n,))
+    def __init__(self, n: int, ctrl_dir: str, copies: int = 0) -> None:
+        shape = (n // copies, copies) if copies else (n,)  # copies: the batched layout (n_in, B), see below
+        super().__init__(shape=shape, n=n, ctrl_dir=ctrl_dir, copies=copies)
+        self.s_out = OutPort(shape=shape)
 
 
 @implements(proc=SpikeSource, protocol=LoihiProtocol)
@@ -59,17 +60,24 @@ class PySpikeSourceModel(PyLoihiProcessModel):
     def __init__(self, proc_params) -> None:  # noqa: ANN001
         super().__init__(proc_params)
         self.n, self.ctrl = int(self.proc_params["n"]), str(self.proc_params["ctrl_dir"])
-        self.next_start, self.t0, self.data = 1, 1, np.zeros((self.n, 0), dtype=np.int32)
-        self.zeros = np.zeros(self.n, dtype=np.int32)
+        self.B = int(self.proc_params.get("copies", 0))
+        self.shape = (self.n // self.B, self.B) if self.B else (self.n,)
+        self.next_start, self.t0, self.data = 1, 1, np.zeros((0, *self.shape), dtype=np.int32)
+        self.zeros = np.zeros(self.shape, dtype=np.int32)
 
     def run_spk(self) -> None:
         tau = self.time_step
         if tau == self.next_start:
             seg = read_segment(self.ctrl, tau)
             self.t0, self.next_start = int(seg["t0"]), int(seg["end"]) + 1
-            self.data = np.load(seg["input"], allow_pickle=False).astype(np.int32)
+            data = np.load(seg["input"], allow_pickle=False).astype(np.int32)  # [B·n_in, K·T], rows b·n_in + i
+            if self.B:  # step τ's column as (n_in, B): sample b in column b
+                data = data.reshape(self.B, self.n // self.B, -1).transpose(2, 1, 0)
+            else:
+                data = data.T
+            self.data = np.ascontiguousarray(data)
         i = tau - self.t0
-        self.s_out.send(self.data[:, i] if 0 <= i < self.data.shape[1] else self.zeros)
+        self.s_out.send(self.data[i] if 0 <= i < self.data.shape[0] else self.zeros)
 
 
 class LayerProbe(AbstractProcess):
@@ -77,9 +85,10 @@ class LayerProbe(AbstractProcess):
 
     def __init__(self, shape: tuple[int], copies: int, first: int, period: int, ctrl_dir: str, index: int,
                  mode: str = "spikes", fanout: np.ndarray | None = None, fault: str = "", heartbeat: bool = False,
-                 per_neuron: bool = False) -> None:
+                 per_neuron: bool = False, batched: bool = False) -> None:
         super().__init__(shape=shape, copies=copies, first=first, period=period, ctrl_dir=ctrl_dir, index=index,
-                         mode=mode, fanout=fanout, fault=fault, heartbeat=heartbeat, per_neuron=per_neuron)
+                         mode=mode, fanout=fanout, fault=fault, heartbeat=heartbeat, per_neuron=per_neuron,
+                         batched=batched)
         self.a_in = InPort(shape=shape)
 
 
@@ -99,6 +108,7 @@ class PyLayerProbeModel(PyLoihiProcessModel):
         fan = p["fanout"]
         self.fanout = None if fan is None else np.asarray(fan, dtype=np.float64).reshape(self.n)
         self.per_neuron = self.mode == "current" or bool(p.get("per_neuron", False))
+        self.batched = bool(p.get("batched", False))  # a_in is (n, B) instead of (B·n,)
         self.next_start, self.seg = 1, None
 
     def _start(self, tau: int) -> None:
@@ -125,7 +135,7 @@ class PyLayerProbeModel(PyLoihiProcessModel):
             raise RuntimeError("fault injected into LayerProbe")
         k, t = divmod(tau - self.t0 + 1 - self.first, self.T)
         if 0 <= k < self.K:
-            x = x.reshape(self.B, self.n)
+            x = x.T if self.batched else x.reshape(self.B, self.n)
             if self.mode == "current":
                 self.acc[k] += x
             else:
