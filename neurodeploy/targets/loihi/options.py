@@ -25,7 +25,8 @@ class LavaOptions(LoihiOptions):
     """The ``lava`` target's options: the lowering's plus how the Lava simulation is run."""
 
     copies: int = 32
-    """B: samples side by side as block-diagonal sparse layers in one Lava network."""
+    """B: samples side by side in one Lava network (a trailing axis of every process, ``batched``, or
+    block-diagonal sparse layers)."""
     max_samples_per_run: int = 4096
     """Samples per Lava run (child process); more are run in several."""
     stall_s: float = 60.0

@@ -128,7 +128,8 @@ def _tile_csr(one, copies: int):  # noqa: ANN001, ANN202 - scipy CSR in and out
 
 def sparse_netx_reader() -> None:
     """Make netx keep 2-D weights sparse (value-identical; stock netx densifies them as int64), and
-    read a one-copy file as ``COPIES["B"]`` block-diagonal copies.
+    read a one-copy file as ``COPIES["B"]`` block-diagonal copies. Called by the first netx build
+    of the worker (a batched build does not import netx); later calls return at once.
 
     netx reads every weight with ``h5py[...][()].astype(int)`` and runs ``optimize_weight_bits`` on
     the dense matrix, then converts it to CSR for ``sparse_fc_layer=True``. With B block-diagonal
@@ -139,6 +140,9 @@ def sparse_netx_reader() -> None:
     and sign mode from the distinct non-zero values (plus the implicit zeros): max, min and the
     power-of-two divisibility test depend on the set of values only.
     """
+    if COPIES.get("patched"):
+        return  # patched already: a second wrap would tile twice
+    COPIES["patched"] = 1
     import numpy as np
     from lava.lib.dl.netx import hdf5 as nx_hdf5
     from lava.lib.dl.netx import utils as nx_utils

@@ -5,7 +5,10 @@ single-copy netx HDF5 file when a ``work_dir`` is set, and starts the process's 
 worker (:mod:`.session`; ``prestart``) so Lava's import overlaps with what comes before ``run``.
 ``run`` sends each chunk as a job to that worker (its own session and process group, under the Lava
 worker environment's Python 3.10, :mod:`.worker_env`; supervised under ``timeout_s`` / ``stall_s``):
-the one-copy netx file (tiled into B block-diagonal copies in the worker) is written only when the
+by default (``batched``) the program is sent as a Lava process graph whose processes carry the B
+samples along a trailing axis (:mod:`.procs.batched`: one copy of the weights per synapse, Lava's
+Sparse model computing W·S), else (``batched = false``, or a recurrent program)
+the one-copy netx file (tiled into B block-diagonal copies in the worker); either is written only when the
 worker does not hold that network built already (:func:`_program_digest`), plus the input spikes;
 the probes' per-sample counts come back as ``.npz`` files (JSON, npy/npz and HDF5 only: no pickles
 either way). ``N`` samples take ⌈N/B⌉·T + L Lava steps (L layers of one-step latency) per chunk,
@@ -107,7 +110,14 @@ class LavaTarget(Target):
         dep = Deployment(self.name, graph, meta, prof, options=opts)
         program, _ = lower(graph, meta, opts, dep.log)
         dep.artifact = program
-        if program.is_dag:
+        recurrent = any(layer.recurrent is not None for layer in program.layers)
+        delays = any(syn.delay for layer in program.layers for syn in layer.synapses())
+        if opts.batched and not recurrent and not delays:
+            dep.log(f"lava: built as a Lava process graph (lava-nc LIFReset + Sparse per synaptic input) with "
+                    f"{opts.copies} samples side by side along a trailing axis of every process: each synapse holds "
+                    f"one copy of the weights and Lava's bit-accurate Sparse model computes W·S for all samples in "
+                    f"one sparse product (procs/batched.py; binary spikes declared 1-bit messages, values still 0/1)")
+        elif program.is_dag:
             dep.log(f"lava: residual program built as a Lava process graph (lava-nc LIFReset + Sparse/DelaySparse "
                     f"per synaptic input, several inputs summed at one a_in; netx cannot describe an add): "
                     f"{opts.copies} samples side by side as block-diagonal copies per Lava run")
@@ -115,7 +125,7 @@ class LavaTarget(Target):
             dep.log(f"netx: every layer written as a netx 'dense' layer (convs unrolled to integer matrices); "
                     f"{opts.copies} samples side by side as block-diagonal sparse layers per Lava run "
                     f"(netx's weight reader patched in the child to stay sparse: same values, no B²-size dense copy)")
-        if opts.fast_synapses and opts.sparse_reader:
+        if opts.fast_synapses and opts.sparse_reader and not (opts.batched and not recurrent and not delays):
             dep.log("netx: hidden-layer spikes declared as 1-bit messages (messageBits=1; values still 0/1) so "
                     "Lava's CPU synapses compute W·s as a sparse mat-vec (simulation speed only)")
         if any(layer.recurrent is not None for layer in program.layers):

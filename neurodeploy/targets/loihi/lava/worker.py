@@ -98,8 +98,10 @@ def _build(job: dict, job_dir: Path, session: Path, runner: Any) -> tuple[Any, i
         net, probes = gb.build(job, data, ctrl, LayerProbe, SpikeSource, batched=batched)
         t_netx = 0.0
     else:
+        import lava.lib.dl.netx.hdf5  # noqa: F401 - imported for netx jobs only (~0.35 s: scipy.signal, stats)
         from lava.lib.dl import netx
 
+        runner.sparse_netx_reader()  # once per process (runner)
         runner.COPIES["B"] = int(job["copies"]) if job.get("tile") else 1
         net = netx.hdf5.Network(net_config=job["netx"], reset_interval=job["T"], reset_offset=1,
                                 sparse_fc_layer=True, input_message_bits=job["input_message_bits"])
@@ -159,7 +161,6 @@ def serve(session: Path, runner: Any) -> int:
     t_start = time.time()
     cmds: queue.Queue = queue.Queue()
     threading.Thread(target=_reader, args=(session, cmds), name="commands", daemon=True).start()
-    import lava.lib.dl.netx.hdf5  # noqa: F401 - netx's package without its __init__ (runner.worker_imports)
     from lava.magma.core.run_conditions import RunSteps  # noqa: F401
     from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: F401
     from lava.proc.lif.process import LIFReset  # noqa: F401
@@ -167,7 +168,6 @@ def serve(session: Path, runner: Any) -> int:
     import neurodeploy.targets.loihi.lava.procs.batched  # noqa: F401
     import neurodeploy.targets.loihi.lava.procs.probes  # noqa: F401
 
-    runner.sparse_netx_reader()
     ready = {"import_s": time.time() - t_start, "pid": os.getpid()}
     (session / "ready.json").write_text(json.dumps(ready))
     state = _State()
