@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+MAX_TAPS = 8  # = procs.probes.MAX_TAPS (not imported here: this file must load without Lava's processes)
+
 
 def _weights(data: Any, i: int, k: int, copies: int) -> sparse.csr_matrix:
     """B copies of one synapse's CSR weights on the block diagonal (int32; B = 1: the one copy)."""
@@ -67,7 +69,10 @@ def build(job: dict, data: Any, ctrl_dir: str, probe_cls: type, source_cls: type
     along a trailing axis instead of block-diagonal — and every synapse is a
     :class:`.procs.batched.BatchedSparse` holding one copy of the weights (Lava's sparse model then
     computes W·S for all B samples in one product); binary spikes are declared 1-bit messages there
-    (same values, the product branch). ``job["chain"]``: the probes are those of the netx chain
+    (same values, the product branch); the source and every probe are one
+    :func:`.procs.probes.Recorder` process (≤ 8 layers: one process woken per step instead of
+    L + 1), and the readout layer has no LIF (its neurons never fire and nothing reads them: its
+    probe sums the synaptic currents). ``job["chain"]``: the probes are those of the netx chain
     (``job["layers"]``: ``per_neuron`` as asked, synops from ``fanout_<i>``) instead of the DAG's
     per-neuron counts."""
     from lava.proc.lif.process import LIFReset
@@ -75,28 +80,43 @@ def build(job: dict, data: Any, ctrl_dir: str, probe_cls: type, source_cls: type
     B, T = job["copies"], job["T"]
     chain = bool(job.get("chain"))
     n_in = int(job["n_in"]) * B
-    src = source_cls(n_in, ctrl_dir, copies=B) if batched else source_cls(n_in, ctrl_dir)
-    neurons, probes = [], []
-    for i, spec in enumerate(job["graph"]["layers"]):
-        n = int(spec["n"]) * B
-        shape = (int(spec["n"]), B) if batched else (n,)
-        bias = np.tile(data[f"bias{i}"].astype(np.int32), B) if spec["bias"] else np.zeros(n, np.int32)
-        if batched:
-            bias = np.ascontiguousarray(bias.reshape(B, -1).T)  # column b = copy b
-        lif = LIFReset(shape=shape, du=int(spec["du"]), dv=int(spec["dv"]), vth=int(spec["vth"]), bias_mant=bias,
-                       bias_exp=6, reset_interval=T, reset_offset=2 + int(spec["depth"]))
-        common = dict(copies=B, first=2 + int(spec["depth"]), period=T, ctrl_dir=ctrl_dir, index=i,
-                      fault=job["fault"] if i == 0 else "", heartbeat=i == 0, batched=batched)
-        if chain:
-            fan = data[f"fanout_{i + 1}"] if f"fanout_{i + 1}" in data else None
-            extra = dict(fanout=fan, per_neuron=bool(job["layers"][i].get("per_neuron")))
-        else:
-            extra = dict(per_neuron=True)
+    layers = job["graph"]["layers"]
+    taps = []  # each layer's probe parameters
+    for i, spec in enumerate(layers):
+        shape = (int(spec["n"]), B) if batched else (int(spec["n"]) * B,)
+        tap = dict(shape=shape, first=2 + int(spec["depth"]), period=T, index=i,
+                   fault=job["fault"] if i == 0 else "", heartbeat=i == 0, batched=batched)
         if spec["readout"]:
-            probe = probe_cls(shape=shape, mode="current", **common)
+            tap.update(mode="current", fanout=None)
+        elif chain:
+            fan = data[f"fanout_{i + 1}"] if f"fanout_{i + 1}" in data else None
+            tap.update(mode="spikes", fanout=fan, per_neuron=bool(job["layers"][i].get("per_neuron")))
         else:
-            probe = probe_cls(shape=shape, mode="spikes", **extra, **common)
-            lif.s_out.connect(probe.a_in)
+            tap.update(mode="spikes", fanout=None, per_neuron=True)
+        taps.append(tap)
+    if batched and len(taps) <= MAX_TAPS:  # source and probes in one process (procs.probes.Recorder)
+        from neurodeploy.targets.loihi.lava.procs.probes import Recorder
+
+        rec = Recorder(n_in, ctrl_dir, B, taps)
+        src, ports, probes = rec, [rec.tap(i) for i in range(len(taps))], [rec] * len(taps)
+    else:
+        src = source_cls(n_in, ctrl_dir, copies=B) if batched else source_cls(n_in, ctrl_dir)
+        probes = [probe_cls(copies=B, ctrl_dir=ctrl_dir, **tap) for tap in taps]
+        ports = [p.a_in for p in probes]
+    neurons: list = []
+    for i, spec in enumerate(layers):
+        n = int(spec["n"]) * B
+        lif = None
+        # batched: no LIF for the readout — its neurons never fire (vth = VTH_MAX) and nothing reads
+        # them; its probe sums the synaptic currents themselves (below)
+        if not (batched and spec["readout"]):
+            bias = np.tile(data[f"bias{i}"].astype(np.int32), B) if spec["bias"] else np.zeros(n, np.int32)
+            if batched:
+                bias = np.ascontiguousarray(bias.reshape(B, -1).T)  # column b = copy b
+            lif = LIFReset(shape=taps[i]["shape"], du=int(spec["du"]), dv=int(spec["dv"]), vth=int(spec["vth"]),
+                           bias_mant=bias, bias_exp=6, reset_interval=T, reset_offset=2 + int(spec["depth"]))
+        if not spec["readout"]:
+            lif.s_out.connect(ports[i])
         for k, syn in enumerate(spec["synapses"]):
             if batched:
                 from neurodeploy.targets.loihi.lava.procs.batched import BatchedSparse
@@ -107,9 +127,9 @@ def build(job: dict, data: Any, ctrl_dir: str, probe_cls: type, source_cls: type
                 conn = _synapse(_weights(data, i, k, B), int(syn["delay"]), int(syn["bits"]))
             pre = src.s_out if syn["source"] < 0 else neurons[syn["source"]].s_out
             pre.connect(conn.s_in)
-            conn.a_out.connect(lif.a_in)  # several connections into one a_in are summed (the ADD)
+            if lif is not None:
+                conn.a_out.connect(lif.a_in)  # several connections into one a_in are summed (the ADD)
             if spec["readout"]:
-                conn.a_out.connect(probe.a_in)  # the readout's v[T]/2^6 = Σ_t of these summed currents
+                conn.a_out.connect(ports[i])  # the readout's v[T]/2^6 = Σ_t of these summed currents
         neurons.append(lif)
-        probes.append(probe)
     return src, probes
