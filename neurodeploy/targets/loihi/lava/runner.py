@@ -9,7 +9,9 @@ torch). :func:`worker_imports` registers the packages this process needs without
 Lava, and stay Python 3.10 code.
 
 :func:`.worker.serve` then imports Lava once and runs the jobs the parent sends (JSON lines on
-stdin): a netx file is loaded with ``netx.hdf5.Network(reset_interval=T, reset_offset=1,
+stdin): a batched graph job (the default, :mod:`.graph_builder` with ``batched``: every process
+shaped ``(n, B)``, :mod:`.procs.batched`) is built from lava-nc processes without netx (netx is
+imported at the first netx job only); a netx file is loaded with ``netx.hdf5.Network(reset_interval=T, reset_offset=1,
 sparse_fc_layer=True)`` through the patched reader of :func:`sparse_netx_reader` (B copies side
 by side), fed from a :class:`SpikeSource`, with a :class:`LayerProbe` on every layer (the readout's
 probe listens to its synaptic input), under ``Loihi2SimCfg(select_tag='fixed_pt')``; the network
