@@ -113,3 +113,24 @@ def test_a_worker_left_by_a_killed_parent_is_gone(digits_nir, tmp_path):
         time.sleep(0.1)
     assert group_members(int(pgid)) == [], "the worker outlived its parent"
     assert not Path(folder).exists(), "the worker's folder was left behind"
+
+
+def test_batched_build_equals_the_block_diagonal_netx_build(digits_nir, digits_data):
+    """B copies along a trailing axis (procs/batched.py, the default) and B block-diagonal netx copies:
+    the same counts, synops, readout and rasters, both equal to the emulator."""
+    graph, meta = read_nir(digits_nir)
+    target = get_target("lava")
+    x = digits_data.x_test[:13]
+    outs = {}
+    for batched in (True, False):
+        dep = target.compile(graph, meta, options={"input_spikes": "rate", "seed": 1, "timeout_s": 600, "copies": 5,
+                                                   "record_raster": 7, "batched": batched})
+        outs[batched] = target.run(dep, x)  # one Lava run: 3 columns of 5 samples side by side, 2 slots empty
+        assert outs[batched].info["batched"] == int(batched)
+    _same(outs[True], outs[False])
+    for k, r in outs[False].info["raster"].items():
+        assert np.array_equal(outs[True].info["raster"][k], r) and r.any(), k
+    ref = emulate(dep.artifact, dep.artifact.encode(x))
+    assert np.array_equal(np.asarray(outs[True].info["integer_logits"]), ref["logits"].numpy())
+    for k, v in outs[True].layer_spikes.items():
+        assert np.array_equal(v, ref["spikes"][k].numpy()) and v.sum() > 0, k

@@ -26,7 +26,8 @@ LAVA_DIR = PKG / "targets" / "loihi" / "lava"
 WORKER_FILES = [LAVA_DIR / "runner.py", LAVA_DIR / "worker.py", LAVA_DIR / "child.py", LAVA_DIR / "graph_builder.py",
                 PKG / "errors.py", *sorted((LAVA_DIR / "procs").glob("*.py"))]
 WORKER_NEURODEPLOY = {"neurodeploy.errors", "neurodeploy.targets.loihi.lava.child", "neurodeploy.targets.loihi.lava.worker",
-                      "neurodeploy.targets.loihi.lava.procs", "neurodeploy.targets.loihi.lava.procs.probes"}
+                      "neurodeploy.targets.loihi.lava.procs", "neurodeploy.targets.loihi.lava.procs.probes",
+                      "neurodeploy.targets.loihi.lava.procs.batched"}
 WORKER_THIRD_PARTY = {"numpy", "scipy", "h5py", "lava"}
 
 

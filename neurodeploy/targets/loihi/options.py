@@ -25,7 +25,8 @@ class LavaOptions(LoihiOptions):
     """The ``lava`` target's options: the lowering's plus how the Lava simulation is run."""
 
     copies: int = 32
-    """B: samples side by side as block-diagonal sparse layers in one Lava network."""
+    """B: samples side by side in one Lava network (a trailing axis of every process, ``batched``, or
+    block-diagonal sparse layers)."""
     max_samples_per_run: int = 4096
     """Samples per Lava run (child process); more are run in several."""
     stall_s: float = 60.0
@@ -38,6 +39,10 @@ class LavaOptions(LoihiOptions):
     """Declare hidden-layer spikes as 1-bit messages so Lava's CPU synapses compute a sparse W·s."""
     sparse_reader: bool = True
     """Patch netx's weight reader in the child to keep the B-copy block-diagonal weights sparse."""
+    batched: bool = True
+    """Lay the B copies along a trailing axis of every Lava process, each synapse holding one copy of
+    the weights (Lava's sparse model computes W·S for all B samples at once, :mod:`.lava.procs.batched`);
+    False: B block-diagonal copies built by netx (a program with delays is never batched)."""
     prestart: bool = True
     """Start the (persistent, per process) Lava worker at compile time, so Lava's import overlaps
     with what happens before ``run``."""

@@ -9,7 +9,9 @@ torch). :func:`worker_imports` registers the packages this process needs without
 Lava, and stay Python 3.10 code.
 
 :func:`.worker.serve` then imports Lava once and runs the jobs the parent sends (JSON lines on
-stdin): a netx file is loaded with ``netx.hdf5.Network(reset_interval=T, reset_offset=1,
+stdin): a batched graph job (the default, :mod:`.graph_builder` with ``batched``: every process
+shaped ``(n, B)``, :mod:`.procs.batched`) is built from lava-nc processes without netx (netx is
+imported at the first netx job only); a netx file is loaded with ``netx.hdf5.Network(reset_interval=T, reset_offset=1,
 sparse_fc_layer=True)`` through the patched reader of :func:`sparse_netx_reader` (B copies side
 by side), fed from a :class:`SpikeSource`, with a :class:`LayerProbe` on every layer (the readout's
 probe listens to its synaptic input), under ``Loihi2SimCfg(select_tag='fixed_pt')``; the network
@@ -128,7 +130,8 @@ def _tile_csr(one, copies: int):  # noqa: ANN001, ANN202 - scipy CSR in and out
 
 def sparse_netx_reader() -> None:
     """Make netx keep 2-D weights sparse (value-identical; stock netx densifies them as int64), and
-    read a one-copy file as ``COPIES["B"]`` block-diagonal copies.
+    read a one-copy file as ``COPIES["B"]`` block-diagonal copies. Called by the first netx build
+    of the worker (a batched build does not import netx); later calls return at once.
 
     netx reads every weight with ``h5py[...][()].astype(int)`` and runs ``optimize_weight_bits`` on
     the dense matrix, then converts it to CSR for ``sparse_fc_layer=True``. With B block-diagonal
@@ -139,6 +142,9 @@ def sparse_netx_reader() -> None:
     and sign mode from the distinct non-zero values (plus the implicit zeros): max, min and the
     power-of-two divisibility test depend on the set of values only.
     """
+    if COPIES.get("patched"):
+        return  # patched already: a second wrap would tile twice
+    COPIES["patched"] = 1
     import numpy as np
     from lava.lib.dl.netx import hdf5 as nx_hdf5
     from lava.lib.dl.netx import utils as nx_utils

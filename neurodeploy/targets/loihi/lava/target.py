@@ -5,7 +5,10 @@ single-copy netx HDF5 file when a ``work_dir`` is set, and starts the process's 
 worker (:mod:`.session`; ``prestart``) so Lava's import overlaps with what comes before ``run``.
 ``run`` sends each chunk as a job to that worker (its own session and process group, under the Lava
 worker environment's Python 3.10, :mod:`.worker_env`; supervised under ``timeout_s`` / ``stall_s``):
-the one-copy netx file (tiled into B block-diagonal copies in the worker) is written only when the
+by default (``batched``) the program is sent as a Lava process graph whose processes carry the B
+samples along a trailing axis (:mod:`.procs.batched`: one copy of the weights per synapse, Lava's
+Sparse model computing W·S), else (``batched = false``, or a recurrent program)
+the one-copy netx file (tiled into B block-diagonal copies in the worker); either is written only when the
 worker does not hold that network built already (:func:`_program_digest`), plus the input spikes;
 the probes' per-sample counts come back as ``.npz`` files (JSON, npy/npz and HDF5 only: no pickles
 either way). ``N`` samples take ⌈N/B⌉·T + L Lava steps (L layers of one-step latency) per chunk,
@@ -107,7 +110,14 @@ class LavaTarget(Target):
         dep = Deployment(self.name, graph, meta, prof, options=opts)
         program, _ = lower(graph, meta, opts, dep.log)
         dep.artifact = program
-        if program.is_dag:
+        recurrent = any(layer.recurrent is not None for layer in program.layers)
+        delays = any(syn.delay for layer in program.layers for syn in layer.synapses())
+        if opts.batched and not recurrent and not delays:
+            dep.log(f"lava: built as a Lava process graph (lava-nc LIFReset + Sparse per synaptic input) with "
+                    f"{opts.copies} samples side by side along a trailing axis of every process: each synapse holds "
+                    f"one copy of the weights and Lava's bit-accurate Sparse model computes W·S for all samples in "
+                    f"one sparse product (procs/batched.py; binary spikes declared 1-bit messages, values still 0/1)")
+        elif program.is_dag:
             dep.log(f"lava: residual program built as a Lava process graph (lava-nc LIFReset + Sparse/DelaySparse "
                     f"per synaptic input, several inputs summed at one a_in; netx cannot describe an add): "
                     f"{opts.copies} samples side by side as block-diagonal copies per Lava run")
@@ -115,7 +125,7 @@ class LavaTarget(Target):
             dep.log(f"netx: every layer written as a netx 'dense' layer (convs unrolled to integer matrices); "
                     f"{opts.copies} samples side by side as block-diagonal sparse layers per Lava run "
                     f"(netx's weight reader patched in the child to stay sparse: same values, no B²-size dense copy)")
-        if opts.fast_synapses and opts.sparse_reader:
+        if opts.fast_synapses and opts.sparse_reader and not (opts.batched and not recurrent and not delays):
             dep.log("netx: hidden-layer spikes declared as 1-bit messages (messageBits=1; values still 0/1) so "
                     "Lava's CPU synapses compute W·s as a sparse mat-vec (simulation speed only)")
         if any(layer.recurrent is not None for layer in program.layers):
@@ -144,7 +154,8 @@ class LavaTarget(Target):
             per_run = min(per_run, opts.copies)  # one sample per copy: no carry-over through dense_rec (compile log)
         res: dict[str, list] = {"counts": [], "synops": [], "logits": [], "raster": []}
         timing = {"build_s": 0.0, "run_s": 0.0, "wall_s": 0.0, "steps": 0, "lava_steps": 0, "prepare_s": 0.0,
-                  "child_start_s": 0.0, "import_s": 0.0, "netx_s": 0.0, "builds": 0, "workers_started": 0}
+                  "child_start_s": 0.0, "import_s": 0.0, "netx_s": 0.0, "builds": 0, "workers_started": 0,
+                  "batched": 0}
         stats = EventStats()
         B = max(1, min(opts.copies, n))  # every chunk at this width (a short last chunk pads: no second build)
         for i in tqdm(range(0, n, per_run), desc="lava", disable=not progress, leave=False):
@@ -204,8 +215,13 @@ class LavaTarget(Target):
             fast = opts.fast_synapses and opts.sparse_reader
             tile = opts.sparse_reader and not program.is_dag  # the worker tiles a one-copy netx file B times
             recurrent = any(layer.recurrent is not None for layer in program.layers)
-            key = f"{_program_digest(program)}:B{B}:m{int(fast)}:t{int(tile)}:r{int(opts.sparse_reader)}:f{opts.fault}"
+            # B copies along a trailing axis of every process, one copy of the weights per synapse
+            # (.procs.batched); a recurrent program keeps netx's dense_rec
+            batched = opts.batched and not recurrent
+            key = (f"{_program_digest(program)}:B{B}:m{int(fast)}:t{int(tile)}:r{int(opts.sparse_reader)}"
+                   f":b{int(batched)}:f{opts.fault}")
             job = {"key": key, "fresh": recurrent, "netx": str(job_dir / "model.net"), "T": T, "copies": B,
+                   "batched": batched, "chain": not program.is_dag,
                    "chunks": K, "steps": steps, "n_in": n_in, "tile": tile,
                    "input_message_bits": program.input_message_bits, "raster_chunks": raster_chunks,
                    "fault": opts.fault,
@@ -214,8 +230,8 @@ class LavaTarget(Target):
                                "per_neuron": (program.readout == "count" and j == L - 1) or layer.recurrent is not None}
                               for j, layer in enumerate(program.layers)]}
             if recurrent or worker.current_key != key:  # the worker builds: write what it reads
-                if program.is_dag:
-                    graph, arrays = graph_job(program, message_bits=1 if fast else 0)
+                if program.is_dag or batched:  # a Lava process graph built by graph_builder
+                    graph, arrays = graph_job(program, message_bits=1 if fast or batched else 0)
                     job["graph"] = graph
                 else:
                     write_netx(program, job_dir / "model.net", copies=1 if tile else B, message_bits=1 if fast else 0)
@@ -245,6 +261,7 @@ class LavaTarget(Target):
                              "steps": steps, "lava_steps": result["lava_steps"], "prepare_s": t_prep,
                              "child_start_s": waited, "import_s": ready if first_job else 0.0,
                              "netx_s": result["netx_s"], "builds": int(result["built"]),
+                             "batched": int(bool(result.get("batched"))),
                              "workers_started": int(started or first_job)}
             return out
         finally:

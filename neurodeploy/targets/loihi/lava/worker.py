@@ -69,6 +69,7 @@ class _State:
         self.net: Any = None  # the Lava process whose run/stop drive the whole graph
         self.layers = 0
         self.step = 0  # global steps run on this network
+        self.batched = False  # built with the B copies along a trailing axis (graph_builder.build)
 
     def stop(self) -> None:
         if self.net is not None:
@@ -76,8 +77,8 @@ class _State:
             net.stop()
 
 
-def _build(job: dict, job_dir: Path, session: Path, runner: Any) -> tuple[Any, int, float]:
-    """The network of ``job``, compiled; returns (process to run, layer count, netx seconds)."""
+def _build(job: dict, job_dir: Path, session: Path, runner: Any) -> tuple[Any, int, float, bool]:
+    """The network of ``job``, compiled; returns (process to run, layer count, netx seconds, batched)."""
     import numpy as np
     from lava.magma.core.run_configs import Loihi2SimCfg
 
@@ -85,6 +86,7 @@ def _build(job: dict, job_dir: Path, session: Path, runner: Any) -> tuple[Any, i
 
     data = np.load(job_dir / "job.npz", allow_pickle=False)
     ctrl, t0 = str(session), time.time()
+    batched = False
     if job.get("graph"):  # a residual (DAG) program: a Lava process graph (graph_builder)
         import importlib.util
 
@@ -92,11 +94,14 @@ def _build(job: dict, job_dir: Path, session: Path, runner: Any) -> tuple[Any, i
                                                       Path(__file__).with_name("graph_builder.py"))
         gb = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(gb)
-        net, probes = gb.build(job, data, ctrl, LayerProbe, SpikeSource)
+        batched = bool(job.get("batched")) and gb.batchable(job)
+        net, probes = gb.build(job, data, ctrl, LayerProbe, SpikeSource, batched=batched)
         t_netx = 0.0
     else:
+        import lava.lib.dl.netx.hdf5  # noqa: F401 - imported for netx jobs only (~0.35 s: scipy.signal, stats)
         from lava.lib.dl import netx
 
+        runner.sparse_netx_reader()  # once per process (runner)
         runner.COPIES["B"] = int(job["copies"]) if job.get("tile") else 1
         net = netx.hdf5.Network(net_config=job["netx"], reset_interval=job["T"], reset_offset=1,
                                 sparse_fc_layer=True, input_message_bits=job["input_message_bits"])
@@ -118,7 +123,7 @@ def _build(job: dict, job_dir: Path, session: Path, runner: Any) -> tuple[Any, i
                 layer.out.connect(p.a_in)
             probes.append(p)
     net.create_runtime(run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))  # Lava's compiler and process start
-    return net, len(probes), t_netx
+    return net, len(probes), t_netx, batched
 
 
 def run_job(state: _State, job_dir: Path, session: Path, runner: Any) -> dict:
@@ -131,7 +136,7 @@ def run_job(state: _State, job_dir: Path, session: Path, runner: Any) -> dict:
     if state.net is None or state.key != job["key"] or job.get("fresh"):
         state.stop()
         (session / "heartbeat").unlink(missing_ok=True)  # the parent's stall clock waits for the first step
-        state.net, state.layers, t_netx = _build(job, job_dir, session, runner)
+        state.net, state.layers, t_netx, state.batched = _build(job, job_dir, session, runner)
         state.key, state.step, built = job["key"], 0, True
     t_build = time.time() - t0
     T = int(job["T"])
@@ -148,7 +153,7 @@ def run_job(state: _State, job_dir: Path, session: Path, runner: Any) -> dict:
     seg_file.unlink(missing_ok=True)
     missing = [i for i in range(state.layers) if not (job_dir / f"probe_{i}.npz").exists()]
     return {"built": built, "build_s": t_build, "netx_s": t_netx, "run_s": time.time() - t1,
-            "layers": state.layers, "missing": missing, "lava_steps": end - start + 1}
+            "layers": state.layers, "missing": missing, "lava_steps": end - start + 1, "batched": state.batched}
 
 
 def serve(session: Path, runner: Any) -> int:
@@ -156,14 +161,13 @@ def serve(session: Path, runner: Any) -> int:
     t_start = time.time()
     cmds: queue.Queue = queue.Queue()
     threading.Thread(target=_reader, args=(session, cmds), name="commands", daemon=True).start()
-    import lava.lib.dl.netx.hdf5  # noqa: F401 - netx's package without its __init__ (runner.worker_imports)
     from lava.magma.core.run_conditions import RunSteps  # noqa: F401
     from lava.magma.core.run_configs import Loihi2SimCfg  # noqa: F401
     from lava.proc.lif.process import LIFReset  # noqa: F401
 
+    import neurodeploy.targets.loihi.lava.procs.batched  # noqa: F401
     import neurodeploy.targets.loihi.lava.procs.probes  # noqa: F401
 
-    runner.sparse_netx_reader()
     ready = {"import_s": time.time() - t_start, "pid": os.getpid()}
     (session / "ready.json").write_text(json.dumps(ready))
     state = _State()
