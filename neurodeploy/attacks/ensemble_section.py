@@ -21,7 +21,7 @@ from .ensemble import PRESETS, EnsembleResult, Settings, parse_members, run_ense
 from .estimators import STOCHASTIC_ENCODINGS, TargetEstimator
 from .parallel import usable_cores
 from .pgd import source_pgd
-from .sections import AttackContext, register_section, subset_index
+from .sections import AttackContext, Pending, register_section, subset_index
 from .square import SquareAttack
 
 log = logging.getLogger(__name__)
@@ -59,21 +59,29 @@ def _entry(broken: torch.Tensor, by: list[str], protocol: str) -> dict:
 
 
 def _target_entry(ctx: AttackContext, name: str, xe: torch.Tensor, ye: torch.Tensor, x_proto: torch.Tensor,
-                  res: EnsembleResult, s: Settings, members: list) -> dict:
-    fn = ctx.targets[name]
+                  res: EnsembleResult, s: Settings, members: list) -> Pending:
     it = ctx.target_index(len(xe))
-    x, y = xe[it], ye[it]
     cands = {"pgd7@train (transfer)": x_proto[it], "ensemble worst (transfer)": res.x_worst[it]}
-    broken, by = transfer_worst_case(fn, x, y, cands, ctx.batch_size)
+    square = any(m.attack == "square" for m in members) and s.query_budget > 0
+    return ctx.on_targets(target_ensemble_entry, name, xe[it], ye[it], cands, s, square, ctx.batch_size,
+                          ctx.n_classes)
+
+
+def target_ensemble_entry(targets, name: str, x: torch.Tensor, y: torch.Tensor, cands: dict[str, torch.Tensor],
+                          s: Settings, square: bool, batch_size: int, n_classes: int) -> dict:
+    """A target job (:meth:`AttackContext.on_targets`): target ``name``'s ensemble entry — broken by
+    its clean input or a transfer candidate, else (``square``) by the Square attack on it."""
+    fn = targets[name]
+    broken, by = transfer_worst_case(fn, x, y, cands, batch_size)
     out_extra: dict = {}
-    if any(m.attack == "square" for m in members) and s.query_budget > 0:
+    if square:
         act = (~broken).nonzero().squeeze(1)
-        sq = SquareAttack(s.epsilon, s.query_budget, seed=s.seed, batch_size=ctx.batch_size)
+        sq = SquareAttack(s.epsilon, s.query_budget, seed=s.seed, batch_size=batch_size)
         sq.domain = s.domain
         t0 = time.perf_counter()
         if len(act):
-            r = sq.run(TargetEstimator(fn, ctx.n_classes), x[act], y[act])
-            wrong = _wrong_on(fn, r.x_adv, y[act], ctx.batch_size)  # verified on the target itself
+            r = sq.run(TargetEstimator(fn, n_classes), x[act], y[act])
+            wrong = _wrong_on(fn, r.x_adv, y[act], batch_size)  # verified on the target itself
             for i in act[wrong].tolist():
                 broken[i], by[i] = True, "square (on target)"
             out_extra = {"square_queries_mean": float(r.queries.float().mean()), "square_samples": len(act),
@@ -122,7 +130,7 @@ def ensemble_section(ctx: AttackContext) -> dict:
             out[name] = _target_entry(ctx, name, xe, ye, x_proto, res, s, members)
     for name in ctx.targets:
         if stand_ins.get(name) in ctx.targets:
-            out[name] = {**out[stand_ins[name]], "via": stand_ins[name]}
+            out[name] = out[stand_ins[name]].then(lambda e, s=stand_ins[name]: {**e, "via": s})
     secs = time.perf_counter() - t0
     out["seconds"] = round(secs, 2)
     out["seconds_per_sample"] = round(secs / max(len(xe), 1), 4)
@@ -156,17 +164,24 @@ def event_budget_section(ctx: AttackContext) -> dict:
     out: dict = {"budget": c.event_budget, "unit": "events inserted or deleted per sample (L1)",
                  "per_entry": s.epsilon, "members": [m.label for m in members],
                  "source": {**_entry(res.broken, res.broken_by, first), "members": res.members}}
-    for name, fn in ctx.targets.items():
+    out["source"].pop("protocol_accuracy"), out["source"].pop("gap")  # no protocol attack under this threat model
+    for name in ctx.targets:
         it = ctx.target_index(len(xe))
-        broken, by = transfer_worst_case(fn, xe[it], ye[it], {"source worst (transfer)": res.x_worst[it]},
-                                         ctx.batch_size)
-        out[name] = _entry(broken, by, "source worst (transfer)")
-    for e in [out["source"], *(out[n] for n in ctx.targets)]:
-        e.pop("protocol_accuracy"), e.pop("gap")  # no protocol attack under this threat model
+        out[name] = ctx.on_targets(target_event_entry, name, xe[it], ye[it], res.x_worst[it], ctx.batch_size)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     l1 = (res.x_worst - xe).abs().flatten(1).sum(1)
     out["max_events_changed"] = int(l1.max()) if len(l1) else 0
     return {"event_budget": out}
+
+
+def target_event_entry(targets, name: str, x: torch.Tensor, y: torch.Tensor, x_worst: torch.Tensor,
+                       batch_size: int) -> dict:
+    """A target job (:meth:`AttackContext.on_targets`): target ``name``'s ``event_budget`` entry (the
+    source's worst images transferred)."""
+    broken, by = transfer_worst_case(targets[name], x, y, {"source worst (transfer)": x_worst}, batch_size)
+    e = _entry(broken, by, "source worst (transfer)")
+    e.pop("protocol_accuracy"), e.pop("gap")
+    return e
 
 
 __all__ = ["ensemble_section", "ensemble_settings", "event_budget_section", "InputDomain"]

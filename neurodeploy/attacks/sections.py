@@ -14,6 +14,15 @@ what the sections before it wrote. Adding an attack to the report is one registr
 and its name in the recipe's list. Adversarial images several sections share (the source's FGSM
 and PGD images: white-box accuracy, transfer to each target, the query attack's comparison) are
 crafted once per run (:meth:`AttackContext.memo`).
+
+Work that only queries the deployed targets (transfer accuracies, the Square attack on a
+simulation, the targets' points of the ε sweep...) goes through :meth:`AttackContext.on_targets`:
+a job ``job(targets, *args)`` whose result is a :class:`Pending` leaf of the fragment. With a
+target helper (a child process that deployed the same targets, :mod:`neurodeploy.stages.background`)
+the job runs there while this process goes on with the source's attacks; without one it runs at
+once. The stage resolves every leaf when the last section is built (:func:`resolve`), so a section
+reads only the source side of what the sections before it wrote (no section reads a target's
+entry), and the report is the same either way.
 """
 from __future__ import annotations
 
@@ -34,6 +43,53 @@ from .estimators import SourceEstimator
 log = logging.getLogger(__name__)
 
 QueryFn = Callable[[torch.Tensor], "np.ndarray | torch.Tensor"]
+
+
+class Pending:
+    """A value of the report that target work gives: :meth:`result` waits for it (once)."""
+
+    __slots__ = ("_get", "_value", "_done")
+
+    def __init__(self, get: Callable[[], Any]) -> None:
+        self._get, self._value, self._done = get, None, False
+
+    @classmethod
+    def of(cls, value: Any) -> "Pending":
+        """An already known value."""
+        p = cls(lambda: value)
+        p._value, p._done = value, True
+        return p
+
+    def result(self) -> Any:
+        if not self._done:
+            self._value, self._done = self._get(), True
+            self._get = None  # type: ignore[assignment]
+        return self._value
+
+    def then(self, fn: Callable[[Any], Any]) -> "Pending":
+        """``fn(result)``, pending until this value is."""
+        return Pending(lambda: fn(self.result()))
+
+
+def resolve(tree: Any) -> Any:
+    """``tree`` (dicts, lists) with every :class:`Pending` leaf replaced by its result, in place."""
+    if isinstance(tree, Pending):
+        return resolve(tree.result())
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            tree[k] = resolve(v)
+    elif isinstance(tree, list):
+        tree[:] = [resolve(v) for v in tree]
+    return tree
+
+
+class TargetHelper:
+    """Where :meth:`AttackContext.on_targets` sends target jobs (a process with the same targets
+    deployed); ``submit(job, args, fallback)`` returns a :class:`Pending` of ``job(targets, *args)``
+    computed there (``fallback()`` computes it here when the helper is gone)."""
+
+    def submit(self, job: Callable[..., Any], args: tuple, fallback: Callable[[], Any]) -> Pending:
+        raise NotImplementedError
 
 
 def subset_index(total: int, n: int | None, seed: int = 0) -> torch.Tensor:
@@ -107,8 +163,8 @@ class AttackContext:
     """One run of the attack stage: the inputs, the recipe's settings, the attacked subset
     (``x``, ``y``), the source estimator ``est``, the report built so far and shared images."""
 
-    def __init__(self, inputs: AttackInputs, cfg: AttackConfig) -> None:
-        self.inputs, self.cfg = inputs, cfg
+    def __init__(self, inputs: AttackInputs, cfg: AttackConfig, helper: TargetHelper | None = None) -> None:
+        self.inputs, self.cfg, self.helper = inputs, cfg, helper
         self.seed, self.batch_size = inputs.seed, cfg.batch_size
         self.domain = inputs.domain
         self.index = subset_index(len(inputs.x), cfg.max_samples, inputs.seed)  # test-set index of each sample
@@ -133,6 +189,13 @@ class AttackContext:
 
     def target_accuracy(self, fn: QueryFn, x: torch.Tensor, y: torch.Tensor) -> float:
         return target_accuracy(fn, x, y)
+
+    def on_targets(self, job: Callable[..., Any], *args: Any) -> Pending:
+        """``job(targets, *args)`` (``targets``: name -> query function; ``job`` a module-level
+        function, ``args`` picklable): in the target helper when there is one, else now."""
+        if self.helper is None:
+            return Pending.of(job(self.targets, *args))
+        return self.helper.submit(job, args, lambda: job(self.targets, *args))
 
     def subset(self, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The seeded subset of n of the attacked samples (the sweeps', the sparsity audit's)."""
@@ -160,10 +223,21 @@ class AttackContext:
 
 def _merge(into: dict, fragment: Mapping[str, Any]) -> None:
     for k, v in fragment.items():
-        if isinstance(v, Mapping) and isinstance(into.get(k), dict):
-            _merge(into[k], v)
+        cur = into.get(k)
+        if isinstance(cur, Pending) or (isinstance(v, Pending) and isinstance(cur, dict)):
+            into[k] = Pending(lambda cur=cur, v=v: _merged(resolve(cur), resolve(v)))  # the same merge, later
+        elif isinstance(v, Mapping) and isinstance(cur, dict):
+            _merge(cur, v)
         else:
             into[k] = dict(v) if isinstance(v, Mapping) else v
+
+
+def _merged(cur: Any, v: Any) -> Any:
+    """What merging ``v`` into a key holding ``cur`` leaves there (:func:`_merge`)."""
+    if isinstance(v, Mapping) and isinstance(cur, dict):
+        _merge(cur, v)
+        return cur
+    return dict(v) if isinstance(v, Mapping) else v
 
 
 @dataclass(frozen=True)

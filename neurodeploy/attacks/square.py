@@ -192,18 +192,35 @@ def query_section(ctx: AttackContext) -> dict:
     xq, yq, x_pgd = ctx.x[iq], ctx.y[iq], source_pgd(ctx)[iq]
     square = ctx.attack(SquareAttack(c.epsilon, max_queries=c.query_budget, seed=ctx.seed, batch_size=bs))
 
-    def entry(estimator: ClassifierMixin, acc: Callable[[torch.Tensor], float], keep: bool = False) -> dict:
-        res = square.run(estimator, xq, yq)
-        if keep:  # the source's images: the checklist's per-sample item (ii) reads them
-            ctx.memo("query_source", lambda: (iq, res.x_adv))
-        head = {"attack": "square", "epsilon": c.epsilon, "max_queries": c.query_budget, "p_init": square.p_init,
-                "accuracy": acc(res.x_adv)}
-        return {**head, **res.summary(), "clean_accuracy_same_samples": acc(xq), "pgd_accuracy_same_samples": acc(x_pgd)}
-
-    out: dict = {"source": {"query": entry(ctx.est, lambda xa: accuracy(ctx.est, xa, yq, bs), keep=True)}}
-    for name, fn in ctx.queried_targets().items():
-        out[name] = {"query": entry(TargetEstimator(fn, ctx.n_classes), lambda xa, fn=fn: ctx.target_accuracy(fn, xa, yq))}
+    head = {"attack": "square", "epsilon": c.epsilon, "max_queries": c.query_budget, "p_init": square.p_init}
+    src = _query_entry(square, head, ctx.est, lambda xa: accuracy(ctx.est, xa, yq, bs), xq, yq, x_pgd)
+    x_adv = src.pop("x_adv")
+    ctx.memo("query_source", lambda: (iq, x_adv))  # the checklist's per-sample item (ii) reads them
+    out: dict = {"source": {"query": src}}
+    for name in ctx.queried_targets():
+        out[name] = {"query": ctx.on_targets(target_query_entry, name, square, head, ctx.n_classes, xq, yq, x_pgd)}
     for name, stand_in in ctx.inputs.stand_ins.items():
         if name in ctx.targets and stand_in in out:
-            out[name] = {"query": {**out[stand_in]["query"], "via": stand_in}}
+            out[name] = {"query": out[stand_in]["query"].then(lambda q, s=stand_in: {**q, "via": s})}
     return out
+
+
+def _query_entry(square: SquareAttack, head: dict, estimator: ClassifierMixin, acc: Callable[[torch.Tensor], float],
+                 xq: torch.Tensor, yq: torch.Tensor, x_pgd: torch.Tensor) -> dict:
+    """The ``query`` entry of one model (:func:`query_section`), plus the final images (``x_adv``)."""
+    res = square.run(estimator, xq, yq)
+    return {**head, "accuracy": acc(res.x_adv), **res.summary(), "clean_accuracy_same_samples": acc(xq),
+            "pgd_accuracy_same_samples": acc(x_pgd), "x_adv": res.x_adv}
+
+
+def target_query_entry(targets, name: str, square: SquareAttack, head: dict, n_classes: int, xq: torch.Tensor,
+                       yq: torch.Tensor, x_pgd: torch.Tensor) -> dict:
+    """A target job (:meth:`AttackContext.on_targets`): the Square attack on target ``name``'s
+    simulation and its ``query`` entry."""
+    from .sections import target_accuracy
+
+    fn = targets[name]
+    acc = lambda xa: target_accuracy(fn, xa, yq)  # noqa: E731
+    e = _query_entry(square, head, TargetEstimator(fn, n_classes), acc, xq, yq, x_pgd)
+    e.pop("x_adv")
+    return e

@@ -41,7 +41,8 @@ from . import checklist, ensemble_section, gaussian, random_search, sparsity, sq
 from .estimators import SourceEstimator, accuracy
 from .fgsm import fgsm_images, source_fgsm
 from .pgd import pgd_images, pgd_settings, source_pgd
-from .sections import SECTIONS, AttackContext, AttackInputs, QueryFn, check_sections, register_section
+from .sections import (SECTIONS, AttackContext, AttackInputs, QueryFn, TargetHelper, check_sections, register_section,
+                       resolve)
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,16 @@ def ann_section(ctx: AttackContext) -> dict:
     }}}
 
 
-def robustness_report(inputs: AttackInputs, cfg: AttackConfig, *, progress: bool = False) -> dict[str, Any]:
+def robustness_report(inputs: AttackInputs, cfg: AttackConfig, *, progress: bool = False,
+                      helper: TargetHelper | None = None) -> dict[str, Any]:
     """Attack the source model (and each target) and return the report's ``robustness`` section:
     the fragments of the sections ``cfg.sections`` built in order, plus ``seconds`` and
     ``section_seconds`` (each section's wall time).
+
+    ``helper`` (:class:`~.sections.TargetHelper`: a process with the same targets deployed) runs the
+    work that only queries the targets while this process runs the source's attacks; the report is
+    the one without it (its target entries are resolved after the last section; a section's time
+    is then the time this process spent in it).
 
     Target names must not clash with the section's own keys (``source``, ``sweeps``, ...).
     """
@@ -104,7 +111,7 @@ def robustness_report(inputs: AttackInputs, cfg: AttackConfig, *, progress: bool
     if clash:
         raise AttackError(f"target name {clash[0]!r} clashes with a key of the robustness section; rename it")
     check_sections(cfg.sections)
-    ctx = AttackContext(inputs, cfg)
+    ctx = AttackContext(inputs, cfg, helper)
     ctx.report["source"] = {}
     bar = tqdm(cfg.sections, desc="attacks", disable=not progress, leave=False)
     spent: dict[str, float] = {}
@@ -114,6 +121,10 @@ def robustness_report(inputs: AttackInputs, cfg: AttackConfig, *, progress: bool
         ctx.merge(SECTIONS.get(name).build(ctx))
         spent[name] = round(time.perf_counter() - t_section, 2)
     bar.close()
+    t_wait = time.perf_counter()
+    resolve(ctx.report)  # the target entries (computed meanwhile by the helper, if any)
+    if helper is not None:
+        log.info("robustness: waited %.1f s for the target helper", time.perf_counter() - t_wait)
     seconds = time.perf_counter() - t0
     s = ctx.report["source"]
     log.info("robustness: %s (%d samples, %.1f s)", ", ".join(

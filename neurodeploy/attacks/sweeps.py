@@ -24,7 +24,7 @@ from ..recipe import SWEEP_EPSILONS, SWEEP_STEPS
 from .base import IMAGE, InputDomain
 from .estimators import ClassifierMixin, LossGradientsMixin, accuracy
 from .pgd import PGD
-from .sections import AttackContext, register_section
+from .sections import AttackContext, Pending, register_section, target_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,15 @@ def epsilon_sweep(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tenso
         row = {"epsilon": float(eps), "step_size": alpha, "steps": steps,
                "accuracy": accuracy(estimator, x_adv, y, batch_size)}  # type: ignore[arg-type]
         if others:
-            row["others"] = {name: float(fn(x_adv)) for name, fn in others.items()}
+            row["others"] = {name: _number(fn(x_adv)) for name, fn in others.items()}
         log.debug("eps sweep %s", row)
         rows.append(row)
     return rows
+
+
+def _number(v: "float | Pending") -> "float | Pending":
+    """A float, or a target job's pending one (:meth:`AttackContext.on_targets`)."""
+    return v if isinstance(v, Pending) else float(v)
 
 
 def steps_sweep(estimator: LossGradientsMixin, x: torch.Tensor, y: torch.Tensor, epsilon: float = 8 / 255,
@@ -90,15 +95,20 @@ def eps_sweep_section(ctx: AttackContext) -> dict:
     c = ctx.cfg
     xs, ys = _sweep_samples(ctx)
 
-    def on_target(fn) -> Evaluator:
+    def on_target(name: str) -> Evaluator:
         i = ctx.target_index(len(xs))
-        return lambda xa: ctx.target_accuracy(fn, xa[i], ys[i])
+        return lambda xa: ctx.on_targets(target_accuracy_job, name, xa[i], ys[i])  # type: ignore[return-value]
 
-    others = {name: on_target(fn) for name, fn in ctx.queried_targets().items()}
+    others = {name: on_target(name) for name in ctx.queried_targets()}
     rows = epsilon_sweep(ctx.est, xs, ys, c.sweep_epsilons, step_size=c.step_size, steps=c.steps,
                          base_epsilon=c.epsilon, random_start=c.random_start, seed=ctx.seed,
                          batch_size=ctx.batch_size, others=others, domain=ctx.domain) if c.sweep_epsilons else []
     return {"sweeps": {"epsilon": rows, "samples": len(xs)}}
+
+
+def target_accuracy_job(targets, name: str, x: torch.Tensor, y: torch.Tensor) -> float:
+    """A target job (:meth:`AttackContext.on_targets`): target ``name``'s accuracy on (x, y)."""
+    return target_accuracy(targets[name], x, y)
 
 
 @register_section("steps_sweep")

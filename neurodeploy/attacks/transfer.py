@@ -80,17 +80,22 @@ def transfer_section(ctx: AttackContext) -> dict:
     if not ctx.targets:
         return out
     x_f, x_p = source_fgsm(ctx), source_pgd(ctx)
-    for name, fn in ctx.targets.items():
+    for name in ctx.targets:
         i = ctx.target_index(len(ctx.x))
-        clean, fgsm, pgd = target_accuracies(fn, [ctx.x[i], x_f[i], x_p[i]], ctx.y[i])  # one target run
-        out[name] = {
-            "samples": len(i),
-            "clean": {"accuracy": clean, "samples": len(i)},
-            "transfer_fgsm": {"epsilon": ctx.cfg.epsilon, "accuracy": fgsm},
-            "transfer_pgd": {**pgd_settings(ctx), "accuracy": pgd},
-        }
+        head = {"epsilon": ctx.cfg.epsilon}, pgd_settings(ctx)
+        out[name] = ctx.on_targets(transfer_entry, name, [ctx.x[i], x_f[i], x_p[i]], ctx.y[i], *head)
         stand_in = ctx.inputs.stand_ins.get(name)
         if stand_in:
-            out[name]["note"] = (f"transfer attacks ran on {name!r} itself; its query attack and ε sweep are "
-                                 f"those of {stand_in!r}, its spike-exact emulator")
+            note = (f"transfer attacks ran on {name!r} itself; its query attack and ε sweep are "
+                    f"those of {stand_in!r}, its spike-exact emulator")
+            out[name] = out[name].then(lambda e, note=note: {**e, "note": note})
     return out
+
+
+def transfer_entry(targets, name: str, xs: list[torch.Tensor], y: torch.Tensor, fgsm_head: dict,
+                   pgd_head: dict) -> dict:
+    """A target job (:meth:`AttackContext.on_targets`): target ``name``'s clean, FGSM and PGD
+    accuracies on the images ``xs`` (clean, FGSM, PGD) in one target run."""
+    clean, fgsm, pgd = target_accuracies(targets[name], xs, y)
+    return {"samples": len(y), "clean": {"accuracy": clean, "samples": len(y)},
+            "transfer_fgsm": {**fgsm_head, "accuracy": fgsm}, "transfer_pgd": {**pgd_head, "accuracy": pgd}}
