@@ -413,7 +413,8 @@ class SpikingNeuron(nn.Module):
         return spikes
 
     def extra_repr(self) -> str:
-        text = f"threshold={float(self.threshold.reshape(-1)[0]):.4g}, leak={float(self.leak):.4g}, reset={self.reset}"
+        th, lam = (float(torch.as_tensor(v).detach().reshape(-1)[0]) for v in (self.threshold, self.leak))
+        text = f"threshold={th:.4g}, leak={lam:.4g}, reset={self.reset}"
         d = self.dynamics
         if not d.is_default:
             text += f", spike={d.spike}, min_v={d.min_v}, reset_at={d.reset_at}"
