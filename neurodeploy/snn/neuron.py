@@ -25,6 +25,7 @@ entry each in the graph metadata; the defaults are the neuron above):
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
@@ -165,7 +166,19 @@ def _spike_floor(threshold: torch.Tensor) -> float | None:
     a division and a comparison, with bit-identical spikes.
     """
     th = threshold.detach()
-    if th.dim() != 0 or not bool(th > 0) or not th.is_floating_point():
+    if th.dim() != 0 or not th.is_floating_point() or th.device.type != "cpu":
+        return None if th.dim() != 0 or not th.is_floating_point() else _floor_of(th)
+    return _floor_cached(float(th), th.dtype)  # exact: a CPU float scalar round-trips through a Python float
+
+
+@functools.lru_cache(maxsize=256)
+def _floor_cached(th: float, dtype: torch.dtype) -> float | None:
+    """:func:`_floor_of` once per (v_th, dtype): the search costs ~a dozen scalar ops per forward."""
+    return _floor_of(torch.tensor(th, dtype=dtype))
+
+
+def _floor_of(th: torch.Tensor) -> float | None:
+    if not bool(th > 0):
         return None
     c = torch.nextafter(th, torch.zeros_like(th))  # below v_th: fl(c / v_th) ≤ 1
     inf = torch.full_like(th, math.inf)

@@ -39,10 +39,11 @@ class _AvgPool2x2(torch.autograd.Function):
         # zero-fill pass, reused pages: buffers.py); the only difference is the kernel's 0 + −0 = +0.
         n, c, h, w = ctx.shape
         gi = buffers.empty((n, c, h, w), g.dtype)
-        rows = gi.view(n, c, h // 2, 2, w)  # input rows 2i and 2i + 1 of each window row i
+        win = gi.view(n, c, h // 2, 2, w // 2, 2)  # [.., window row, row in it, window col, col in it]
         q = torch.mul(g, 0.25)
-        rows[:, :, :, 0].view(n, c, h // 2, w // 2, 2).copy_(q.unsqueeze(-1).expand(n, c, h // 2, w // 2, 2))
-        rows[:, :, :, 1].copy_(rows[:, :, :, 0])
+        win[:, :, :, 0, :, 0].copy_(q)  # two strided writes of the first row of every window,
+        win[:, :, :, 0, :, 1].copy_(q)
+        win[:, :, :, 1].copy_(win[:, :, :, 0])  # then the second row as a copy of the first
         return gi
 
 
