@@ -7,6 +7,7 @@ order (the ATan derivative as 1/(1/k + w²), addcmul), so gradients agree to flo
 (rtol 1e-4). numpy's BLAS sums each dot product in another order than MKL, so with it the logits
 agree to rtol 1e-5 (a few ulps of float32 over a 256-term dot product) and gradients to rtol 1e-4;
 spikes stay equal on these seeded nets (no potential lands within rounding of the threshold).
+Reused buffers (snn/buffers.py) and the average pool's own backward (snn/pool.py) change no number.
 """
 import copy
 
