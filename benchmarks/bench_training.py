@@ -4,7 +4,8 @@ The same network, initial weights, data, T and batch in every framework:
 
 - ``digits``: the digits convnet (conv 1→16, LIF, avgpool, conv 16→32, LIF, avgpool, linear), real
   8×8 digits (scikit-learn), T = 8, batch 64;
-- ``vgg5``: VGG5 (conv64-P-conv128-conv128-P-fc1024-fc10) on random 3×32×32 data, T = 6, batch 32.
+- ``vgg5``: VGG5 (conv64-P-conv128-conv128-P-fc4096-fc4096-fc10: ``models.vgg5``'s 8192→4096→4096 head)
+  on random 3×32×32 data, T = 6, batch 32.
 
 Adam (lr 1e-3), cross-entropy on the readout Σ_t fc(O[t]) (the non-spiking output layer of ours).
 Ours trains as ``neurodeploy train`` does: the optimiser of ``train.common.make_optimizer`` (torch's

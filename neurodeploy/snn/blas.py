@@ -21,6 +21,8 @@ import os
 import torch
 from torch import nn
 
+from . import buffers
+
 log = logging.getLogger(__name__)
 
 MIN_MACS = 1 << 20  # below this a GEMM is too small for the backend to matter (numpy's call overhead)
@@ -63,7 +65,7 @@ def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` (2-D float32 CPU) by numpy.matmul into a fresh torch tensor (views, no copies)."""
     import numpy as np
 
-    out = torch.empty(a.shape[0], b.shape[1], dtype=a.dtype)
+    out = buffers.empty((a.shape[0], b.shape[1]), a.dtype)  # reused pages (buffers.py); matmul overwrites it
     np.matmul(a.detach().numpy(), b.detach().numpy(), out=out.numpy())
     return out
 

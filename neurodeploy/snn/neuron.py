@@ -25,6 +25,7 @@ entry each in the graph metadata; the defaults are the neuron above):
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
@@ -32,6 +33,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
+from . import buffers
 from .surrogate import ATanSurrogate, LinearSurrogate
 
 
@@ -164,7 +166,19 @@ def _spike_floor(threshold: torch.Tensor) -> float | None:
     a division and a comparison, with bit-identical spikes.
     """
     th = threshold.detach()
-    if th.dim() != 0 or not bool(th > 0) or not th.is_floating_point():
+    if th.dim() != 0 or not th.is_floating_point() or th.device.type != "cpu":
+        return None if th.dim() != 0 or not th.is_floating_point() else _floor_of(th)
+    return _floor_cached(float(th), th.dtype)  # exact: a CPU float scalar round-trips through a Python float
+
+
+@functools.lru_cache(maxsize=256)
+def _floor_cached(th: float, dtype: torch.dtype) -> float | None:
+    """:func:`_floor_of` once per (v_th, dtype): the search costs ~a dozen scalar ops per forward."""
+    return _floor_of(torch.tensor(th, dtype=dtype))
+
+
+def _floor_of(th: torch.Tensor) -> float | None:
+    if not bool(th > 0):
         return None
     c = torch.nextafter(th, torch.zeros_like(th))  # below v_th: fl(c / v_th) ≤ 1
     inf = torch.full_like(th, math.inf)
@@ -200,8 +214,8 @@ class _FusedRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, threshold, leak, u0, s0, zero_reset: bool, kind: int, scale: float):  # type: ignore[override]
         T = x.shape[0]
-        u_seq = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-        s_seq = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        u_seq = buffers.empty(x.shape, x.dtype, x.device)  # every element is written below
+        s_seq = buffers.empty(x.shape, x.dtype, x.device)
         th_f = float(threshold) if threshold.dim() == 0 else None
         floor = _spike_floor(threshold) if threshold.dtype == x.dtype else None
         chunks = _chunks(x)
@@ -244,7 +258,7 @@ class _FusedRecurrence(torch.autograd.Function):
         need_th, need_lam = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
         scalar = th.dim() == 0 and lam.dim() == 0
         th_f, lam_f = (float(th), float(lam)) if scalar else (None, None)
-        gx = torch.empty(s_seq.shape, dtype=s_seq.dtype, device=s_seq.device)
+        gx = buffers.empty(s_seq.shape, s_seq.dtype, s_seq.device)  # every element is written below
         # Σ_t dO·σ'/v_th·u,  Σ_t du[t]·O[t−1],  Σ_t du[t]·∂u[t]/∂λ  (per neuron and sample)
         acc_z = torch.zeros_like(u_all[0]) if need_th else None
         acc_r = torch.zeros_like(u_all[0]) if need_th and not zero else None

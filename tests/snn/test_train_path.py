@@ -7,6 +7,7 @@ order (the ATan derivative as 1/(1/k + w²), addcmul), so gradients agree to flo
 (rtol 1e-4). numpy's BLAS sums each dot product in another order than MKL, so with it the logits
 agree to rtol 1e-5 (a few ulps of float32 over a 256-term dot product) and gradients to rtol 1e-4;
 spikes stay equal on these seeded nets (no potential lands within rounding of the threshold).
+Reused buffers (snn/buffers.py) and the average pool's own backward (snn/pool.py) change no number.
 """
 import copy
 
@@ -168,3 +169,75 @@ def test_avg_pool2x2_is_avg_pool2d():
     assert not pool.usable(nn.AvgPool2d(2, ceil_mode=True), x)
     assert not pool.usable(nn.AvgPool2d(3), x)
     assert not pool.usable(nn.MaxPool2d(2), x)
+
+
+def test_avg_pool2x2_backward_on_large_maps_is_the_kernels(monkeypatch):
+    from neurodeploy.snn import pool
+
+    monkeypatch.setattr(pool, "MAX_NUMEL", 100)  # the branch with the kernel's own forward
+    torch.manual_seed(6)
+    x = torch.randn(3, 4, 6, 10, requires_grad=True)
+    xr = x.detach().clone().requires_grad_(True)
+    assert pool.usable(nn.AvgPool2d(2), x)
+    y, yr = pool.avg_pool2x2(x), nn.functional.avg_pool2d(xr, 2)
+    assert torch.equal(y, yr)
+    g = torch.randn_like(y)
+    g[0, 0, 0, 0], g[0, 0, 0, 1] = -0.0, 1e-40  # a signed zero and a subnormal: g/4 exactly
+    y.backward(g)
+    yr.backward(g)
+    assert torch.equal(x.grad, xr.grad)
+
+
+def test_buffers_reuse_only_what_nobody_holds(monkeypatch):
+    from neurodeploy.snn import buffers
+
+    monkeypatch.setattr(buffers, "MIN_BYTES", 1)
+    buffers.clear()
+    a = buffers.empty((4, 8))
+    a.fill_(1.0)
+    b = buffers.empty((32,))  # same size, but a still holds the first storage
+    assert a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr()
+    kept = a[1:].t()  # a view keeps the storage alive after a goes
+    ptr = a.untyped_storage().data_ptr()
+    del a
+    c = buffers.empty((2, 16))
+    assert c.untyped_storage().data_ptr() != ptr
+    assert torch.equal(kept, torch.ones(3, 8).t())  # untouched
+    del kept, c
+    d = buffers.empty((8, 4), torch.float32)
+    assert d.untyped_storage().data_ptr() in (ptr, b.untyped_storage().data_ptr()) and d.is_contiguous()
+    assert buffers.held_bytes() == 3 * 128
+    monkeypatch.setattr(buffers, "MAX_BYTES", 3 * 128)  # full, all in use: a plain tensor, not pooled
+    e = buffers.empty((4, 8))
+    assert buffers.held_bytes() == 3 * 128 and e.shape == (4, 8)
+    del b, d, e
+    f = buffers.empty((64,))  # another size: free storages are dropped to make room
+    assert buffers.held_bytes() <= 3 * 128 and f.shape == (64,)
+    buffers.clear()
+    assert buffers.held_bytes() == 0
+
+
+def test_training_steps_with_reused_buffers_are_the_same(monkeypatch, backend):
+    """Three optimiser steps with every buffer pooled (saved tensors, spikes, gradients reused across
+    steps) end on the same weights, bit for bit, as with fresh tensors."""
+    from neurodeploy.snn import buffers
+
+    backend("numpy")
+    net = _net(0.85, "subtract", "atan")
+    g = torch.Generator().manual_seed(2)
+    data = [(torch.rand(8, 2, 16, 16, generator=g), torch.randint(0, 5, (8,), generator=g)) for _ in range(3)]
+    out = {}
+    for name, min_bytes in (("fresh", 1 << 62), ("pooled", 1)):
+        monkeypatch.setattr(buffers, "MIN_BYTES", min_bytes)
+        buffers.clear()
+        m = copy.deepcopy(net)
+        opt = make_optimizer(m.parameters(), "adam", 1e-2, 0.0)
+        for x, y in data:
+            opt.zero_grad(set_to_none=True)
+            nn.CrossEntropyLoss()(m(x), y).backward()
+            opt.step()
+        out[name] = [p.detach().clone() for p in m.parameters()]
+        if name == "pooled":
+            assert buffers.held_bytes() > 0  # the pool was really used
+    buffers.clear()
+    assert all(torch.equal(a, b) for a, b in zip(out["fresh"], out["pooled"]))
