@@ -77,7 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nir", default=None)
     ap.add_argument("--timesteps", type=int, default=16)
-    ap.add_argument("--copies", type=int, nargs="+", default=[32], help="widths B (samples side by side)")
+    ap.add_argument("--copies", type=int, nargs="+", default=[64], help="widths B (samples side by side)")
     ap.add_argument("--samples", type=int, default=359, help="test samples (the test set is repeated if needed)")
     ap.add_argument("--mode", default="rate", choices=["rate", "graded"])
     ap.add_argument("--netx", action="store_true",

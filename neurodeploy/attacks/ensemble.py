@@ -32,8 +32,8 @@ Random starts are drawn for all N samples from a seed per member (its label) and
 indexed by sample, so a sample's start depends neither on which others are still being attacked
 nor on the member's place in the list.
 
-Each member attacks the samples still unbroken in fixed chunks (``batch_size`` rows; Square
-``SQUARE_CHUNK`` samples), every chunk from its own inputs and seeds (a stochastic coding's
+Each member attacks the samples still unbroken in fixed chunks (``batch_size`` rows; Square an even
+number of equal chunks of at most ``SQUARE_CHUNK`` samples), every chunk from its own inputs and seeds (a stochastic coding's
 generator re-seeded per chunk), so ``Settings.workers`` processes (:mod:`.parallel`) give the same
 images and verdicts as one.
 """
@@ -329,7 +329,12 @@ def run_ensemble(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, membe
                 continue
             # chunks of the samples still unbroken (a sample leaves its chunk when broken: the early exit)
             sq = _with_domain(SquareAttack(s.epsilon, s.query_budget, seed=s.seed), s.domain)
-            chunks = [act[i:i + SQUARE_CHUNK] for i in range(0, len(act), SQUARE_CHUNK)]
+            # an even number of equal chunks of at most SQUARE_CHUNK samples (they share out evenly over 2 or
+            # 4 workers; the split depends on the samples only, never on the workers)
+            k = -(-len(act) // SQUARE_CHUNK)
+            k += k % 2 if len(act) > 1 else 0
+            per = -(-len(act) // max(k, 1))
+            chunks = [act[i:i + per] for i in range(0, len(act), per)]
 
             def square_chunk(ci: int, chunks=chunks, sq=sq) -> object:
                 _reseed((base,), s.seed, ci)

@@ -93,7 +93,7 @@ def test_unknown_target_option_is_refused():
 
 def test_profile_options_are_defaults_the_caller_overrides():
     t = target_class("lava")()
-    opts = t.resolve_options({"copies": 4}, load_profile("loihi2"))  # loihi2.toml: copies = 32, input_spikes = rate
+    opts = t.resolve_options({"copies": 4}, load_profile("loihi2"))  # loihi2.toml: copies = 64, input_spikes = rate
     assert opts.copies == 4 and opts.input_spikes == "rate"
     assert opts.explicit() == {"input_spikes": "rate", "timeout_s": 600.0, "copies": 4}
 

@@ -24,7 +24,7 @@ class LoihiOptions(TargetOptions):
 class LavaOptions(LoihiOptions):
     """The ``lava`` target's options: the lowering's plus how the Lava simulation is run."""
 
-    copies: int = 32
+    copies: int = 64
     """B: samples side by side in one Lava network (a trailing axis of every process, ``batched``, or
     block-diagonal sparse layers)."""
     max_samples_per_run: int = 4096
