@@ -333,7 +333,7 @@ def run_ensemble(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, membe
             # 4 workers; the split depends on the samples only, never on the workers)
             k = -(-len(act) // SQUARE_CHUNK)
             k += k % 2 if len(act) > 1 else 0
-            per = -(-len(act) // max(k, 1))
+            per = max(1, -(-len(act) // max(k, 1)))
             chunks = [act[i:i + per] for i in range(0, len(act), per)]
 
             def square_chunk(ci: int, chunks=chunks, sq=sq) -> object:
