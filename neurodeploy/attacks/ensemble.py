@@ -33,9 +33,9 @@ indexed by sample, so a sample's start depends neither on which others are still
 nor on the member's place in the list.
 
 Each member attacks the samples still unbroken in fixed chunks (``batch_size`` rows; Square an even
-number of equal chunks of at most ``SQUARE_CHUNK`` samples), every chunk from its own inputs and seeds (a stochastic coding's
-generator re-seeded per chunk), so ``Settings.workers`` processes (:mod:`.parallel`) give the same
-images and verdicts as one.
+number of equal chunks of at most ``SQUARE_CHUNK`` samples), every chunk from its own inputs and
+seeds (a stochastic coding's generator re-seeded per chunk), so ``Settings.workers`` processes
+(:mod:`.parallel`) give the same images and verdicts as one.
 """
 from __future__ import annotations
 
