@@ -1,6 +1,8 @@
 """The ``lava`` target: Lava (netx, fixed point) against the bit-exact emulator, and the child-process guard."""
 from __future__ import annotations
 
+import os
+
 import subprocess
 import sys
 import textwrap
@@ -149,11 +151,14 @@ def test_lava_worker_failure_becomes_simulation_error(digits_nir, digits_data, f
     target = get_target("lava")
     dep = target.compile(graph, meta, options={"copies": 4, "timeout_s": 300, "stall_s": 10, "fault": fault})
     t0 = time.time()
+    shm_before = set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
     # a killed Lava process stalls the runtime (the heartbeat watchdog); a raise is reported by Lava at once
     with pytest.raises(SimulationError, match="no progress" if fault == "kill" else r"Exception\(s\) occurred"):
         target.run(dep, digits_data.x_test[:8])
     assert time.time() - t0 < 120  # found by the stall watchdog, long before timeout_s
     assert target.last_pgid is not None and group_members(target.last_pgid) == []
+    left = (set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()) - shm_before
+    assert left == set(), f"the failed worker's shared memory was left behind: {sorted(left)[:5]}"
     dead = target.last_pgid
     ok = target.run(target.compile(graph, meta, options={"copies": 4, "timeout_s": 300}), digits_data.x_test[:4])
     assert ok.info["workers_started"] == 1 and target.last_pgid != dead  # the next run starts a new worker

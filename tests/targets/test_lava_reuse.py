@@ -105,6 +105,7 @@ def test_a_worker_left_by_a_killed_parent_is_gone(digits_nir, tmp_path):
         assert "WORKER-INFO" in log.read_text(), log.read_text()
         pgid, folder = log.read_text().split("WORKER-INFO")[1].split()[:2]
         assert len(group_members(int(pgid))) > 3 and Path(folder).is_dir()
+        shm = _shared_memory_of(group_members(int(pgid)))
     finally:
         proc.send_signal(signal.SIGKILL)  # no atexit, no finally: only the worker's end-of-file watch is left
         proc.wait()
@@ -113,6 +114,7 @@ def test_a_worker_left_by_a_killed_parent_is_gone(digits_nir, tmp_path):
         time.sleep(0.1)
     assert group_members(int(pgid)) == [], "the worker outlived its parent"
     assert not Path(folder).exists(), "the worker's folder was left behind"
+    assert shm and [p for p in shm if Path(p).exists()] == [], "the worker's shared memory was left behind"
 
 
 def test_batched_build_equals_the_block_diagonal_netx_build(digits_nir, digits_data):

@@ -57,8 +57,24 @@ def _reader(session: Path, cmds: queue.Queue) -> None:
                 cmds.put(json.loads(line))
     if os.environ.get(WATCH_ENV) == "1":
         shutil.rmtree(session, ignore_errors=True)
+        _unlink_group_shm()  # the mappings stay valid until the group dies, just below
         os.killpg(os.getpgid(0), signal.SIGKILL)
     cmds.put({"cmd": "quit"})
+
+
+def _unlink_group_shm() -> None:
+    """Unlink the shared-memory channels this process group has mapped or open: a Lava runtime that is
+    killed, or that failed inside a process, does not unlink them itself (as :func:`.child.kill_group`)."""
+    try:
+        from neurodeploy.targets.loihi.lava.child import _shared_memory_of, group_members
+
+        for path in _shared_memory_of(group_members(os.getpgid(0))):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    except Exception:  # noqa: BLE001 - cleanup only: the caller exits or kills the group whatever happens
+        pass
 
 
 class _State:
@@ -182,6 +198,7 @@ def serve(session: Path, runner: Any) -> int:
         except BaseException as e:  # noqa: BLE001 - reported to the parent through the log and the exit code
             traceback.print_exc()
             print(f"neurodeploy lava runner failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            _unlink_group_shm()  # the parent kills the group next
             return 2
         tmp = job_dir / "result.json.tmp"
         tmp.write_text(json.dumps(result))
