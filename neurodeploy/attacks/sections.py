@@ -27,6 +27,7 @@ entry), and the report is the same either way.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -83,13 +84,14 @@ def resolve(tree: Any) -> Any:
     return tree
 
 
-class TargetHelper:
+class TargetHelper(ABC):
     """Where :meth:`AttackContext.on_targets` sends target jobs (a process with the same targets
-    deployed); ``submit(job, args, fallback)`` returns a :class:`Pending` of ``job(targets, *args)``
-    computed there (``fallback()`` computes it here when the helper is gone)."""
+    deployed; :class:`neurodeploy.stages.background.TargetHelperProcess`)."""
 
+    @abstractmethod
     def submit(self, job: Callable[..., Any], args: tuple, fallback: Callable[[], Any]) -> Pending:
-        raise NotImplementedError
+        """A :class:`Pending` of ``job(targets, *args)`` computed there (``fallback()`` computes it
+        here when the helper is gone)."""
 
 
 def subset_index(total: int, n: int | None, seed: int = 0) -> torch.Tensor:

@@ -155,7 +155,11 @@ def _read_exact(read: Callable[[int], bytes], n: int) -> bytes | None:
 
 
 def _receive(read: Callable[[int], bytes]) -> Any:
-    """The next frame, or ``EOFError`` at end of file."""
+    """The next frame, or ``EOFError`` at end of file.
+
+    Frames travel only over the pipes between the run's process and the helper child it started
+    (jobs: a function and its tensors; answers: report fragments): never a file, never anything a
+    user hands in, so unpickling them reads no user data."""
     head = _read_exact(read, _HEADER.size)
     data = _read_exact(read, _HEADER.unpack(head)[0]) if head is not None else None
     if data is None:
